@@ -1,0 +1,152 @@
+"""Yishi 议事 — the application factory. Only entry points import this module."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, g, request
+from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from crypto import passwords
+from web import database
+from web.errors import register_error_handlers
+from web.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
+from web.i18n import HTML_LANG, LANGUAGES, large_text_enabled, select_locale
+from web.logs import configure_logging
+from web.security import register_request_guards
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _secret_key(instance_path: Path) -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in instance/."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return key_file.read_text().strip()
+
+
+def _default_config(app: Flask) -> dict:
+    instance = Path(app.instance_path)
+    production = os.environ.get("YISHI_ENV") == "production"
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'yishi.db'}"
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+    return {
+        "SECRET_KEY": None,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "PRODUCTION": production,
+        "PASSWORD_COST": passwords.INTERACTIVE,
+        # Flask-Limiter: memory by default; redis://127.0.0.1:6379 when several processes.
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_HEADERS_ENABLED": False,
+        "LOGIN_LIMIT_PER_IP": "20 per minute;100 per hour",
+        "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute;30 per hour",
+        "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
+        "SESSION_COOKIE_NAME": "__Host-yishi" if production else "yishi_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "PERMANENT_SESSION_LIFETIME": 60 * 60 * 12,
+        "REMEMBER_COOKIE_NAME": "__Host-yishi_remember" if production else "yishi_remember",
+        "REMEMBER_COOKIE_DURATION": 60 * 60 * 24 * 30,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        "WTF_CSRF_TIME_LIMIT": 60 * 60 * 4,
+        "WTF_CSRF_SSL_STRICT": True,
+        # Bodies: the largest legitimate POST is a roll CSV or, later, photos.
+        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 512 * 1024,
+        "MAX_FORM_PARTS": 200,
+        "BABEL_DEFAULT_LOCALE": "zh",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "translations"),
+        "DEMO_PASSWORDS_SHOWN": not production,
+    }
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("YISHI_INSTANCE_PATH") or str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.update(_default_config(app))
+    app.config.update(config or {})
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database.engine_options(uri))
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+
+    if app.config["TRUSTED_PROXIES"]:
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+
+    configure_logging(app)
+    if not app.debug:
+        app.logger.setLevel(logging.INFO)
+
+    db.init_app(app)
+    with app.app_context():
+        database.install_sqlite_pragmas(db.engine)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    register_request_guards(app)
+    register_error_handlers(app)
+
+    from community import cli as community_cli
+    from community.auth import auth_blueprint, configure_login
+    from community.views import blueprint as community_blueprint
+
+    configure_login(login_manager)
+    app.register_blueprint(auth_blueprint)
+    app.register_blueprint(community_blueprint)
+    community_cli.register(app)
+
+    @app.before_request
+    def _remember_user_for_logs():
+        if current_user.is_authenticated:
+            g.user_id = current_user.id
+
+    @app.context_processor
+    def _layout_values():
+        from flask_babel import get_locale
+
+        locale = str(get_locale() or "zh")
+        return {
+            "languages": LANGUAGES,
+            "current_language": locale,
+            "html_lang": HTML_LANG.get(locale, locale),
+            "large_text": large_text_enabled(),
+            "request_path": request.full_path.rstrip("?") if request else "/",
+        }
+
+    @app.get("/healthz")
+    def healthz():
+        from sqlalchemy import text
+
+        with database.read_only():
+            db.session.execute(text("SELECT 1"))
+        db.session.rollback()
+        return {"status": "ok", "database": "ok"}
+
+    return app

@@ -1,0 +1,146 @@
+"""Registration, login and logout, and how a cookie becomes a member."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from limits import parse_many
+
+from community import services
+from community.forms import LoginForm, LogoutForm, RegisterForm
+from web.errors import DomainError, render_error
+from web.extensions import db, limiter
+from web.forms import render_form, safe_next_url
+from web.logs import security_event
+
+auth_blueprint = Blueprint("auth", __name__, url_prefix="/auth")
+
+
+def configure_login(login_manager) -> None:
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    # "strong" would drop sessions when a phone changes network; the session version
+    # check below is what ends stolen cookies.
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(token: str):
+        user_id, _, version = token.partition(":")
+        if not user_id.isdigit() or not version.isdigit():
+            return None
+        return services.load_user_for_session(int(user_id), int(version))
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        if request.method == "GET":
+            flash(_("Please log in first."), "info")
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return render_error(401, _("Please log in first."))
+
+
+def _login_limits_exceeded(contact: str) -> bool:
+    """Failed logins are counted per client address and per account name. Shared storage
+    (Redis) makes the count hold across processes."""
+    rate = limiter.limiter
+    checks = [("login-ip", request.remote_addr or "?", current_app.config["LOGIN_LIMIT_PER_IP"])]
+    key = contact.strip().casefold()[:254]
+    if key:
+        checks.append(("login-account", key, current_app.config["LOGIN_LIMIT_PER_ACCOUNT"]))
+    return any(
+        not rate.test(item, scope, value)
+        for scope, value, limits in checks
+        for item in parse_many(limits)
+    )
+
+
+def _count_failed_login(contact: str) -> None:
+    rate = limiter.limiter
+    key = contact.strip().casefold()[:254]
+    for item in parse_many(current_app.config["LOGIN_LIMIT_PER_IP"]):
+        rate.hit(item, "login-ip", request.remote_addr or "?")
+    if key:
+        for item in parse_many(current_app.config["LOGIN_LIMIT_PER_ACCOUNT"]):
+            rate.hit(item, "login-account", key)
+
+
+def _start_session(user, remember: bool) -> None:
+    # A fresh session at login: the old session id and CSRF secret die (fixation).
+    language = session.get("language")
+    session.clear()
+    if language:
+        session["language"] = language
+    login_user(user, remember=remember)
+    session.permanent = True
+
+
+@auth_blueprint.route("/register", methods=["GET", "POST"])
+def register():
+    if current_user.is_authenticated:
+        return redirect(url_for("community.home"))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            from flask_babel import get_locale
+
+            user = services.register(
+                form.display_name.data,
+                form.contact.data,
+                form.password.data,
+                cost=current_app.config["PASSWORD_COST"],
+                locale=str(get_locale() or "zh"),
+            )
+        except DomainError as error:
+            form.form_errors.append(str(error.message))
+            return render_form("auth/register.html", form, status=error.status)
+        db.session.commit()
+        _start_session(user, remember=False)
+        flash(_("Welcome, %(name)s! Find your community below and ask to join.", name=user.display_name), "success")
+        return redirect(url_for("community.browse"))
+    return render_form("auth/register.html", form)
+
+
+@auth_blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(safe_next_url(form.next.data, url_for("community.home")))
+    if form.validate_on_submit():
+        contact = form.contact.data
+        if current_app.config["RATELIMIT_ENABLED"] and _login_limits_exceeded(contact):
+            security_event("login_locked_out")
+            form.form_errors.append(_("Too many attempts. Please wait a minute and try again."))
+            response, _status = render_form("auth/login.html", form, status=429)
+            return response, 429, {"Retry-After": "60"}
+        try:
+            user = services.authenticate(
+                contact, form.password.data, cost=current_app.config["PASSWORD_COST"]
+            )
+        except services.LoginFailed as error:
+            db.session.commit()  # nothing pending; keeps the transaction short
+            if current_app.config["RATELIMIT_ENABLED"]:
+                _count_failed_login(contact)
+            form.form_errors.append(str(error.message))
+            return render_form("auth/login.html", form, status=400)
+        db.session.commit()
+        _start_session(user, remember=bool(form.remember.data))
+        return redirect(safe_next_url(form.next.data, url_for("community.home")))
+    return render_form("auth/login.html", form)
+
+
+@auth_blueprint.post("/logout")
+@login_required
+def logout():
+    form = LogoutForm()
+    if not form.validate_on_submit():
+        return render_error(400)
+    user = current_user._get_current_object()
+    services.end_all_sessions(user)
+    db.session.commit()
+    security_event("logout", user_id=user.id)
+    logout_user()
+    session.clear()
+    flash(_("You have logged out."), "info")
+    return redirect(url_for("community.home"))

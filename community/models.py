@@ -1,0 +1,183 @@
+"""Members, communities and memberships, and the voter roll."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from community.permissions import CommunityKind, MembershipStatus, Role
+from web.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(db.TypeDecorator):
+    """Timezone-aware UTC on both engines (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given; use timezone-aware UTC")
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("phone IS NOT NULL OR email IS NOT NULL", name="has_contact"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(40))
+    # NFKC-casefolded skeleton of the display name: impostor names collide here.
+    name_key: Mapped[str] = mapped_column(String(80), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # Bumped at logout, password change and deactivation: old cookies stop working.
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    locale: Mapped[str | None] = mapped_column(String(8))
+    large_text: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", foreign_keys="Membership.user_id"
+    )
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+
+class Community(db.Model):
+    __tablename__ = "communities"
+    __table_args__ = (UniqueConstraint("parent_id", "name", name="uq_communities_sibling_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(20), default=CommunityKind.COMMUNITY.value)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), index=True)
+    # Materialized path of ids, "/1/4/9/": descendants are `path LIKE '/1/4/%'`.
+    path: Mapped[str] = mapped_column(String(255), default="/", index=True)
+    timezone: Mapped[str] = mapped_column(String(40), default="Asia/Shanghai")
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    parent: Mapped[Community | None] = relationship(remote_side=[id], back_populates="children")
+    children: Mapped[list[Community]] = relationship(
+        back_populates="parent", order_by="Community.name"
+    )
+
+    @property
+    def ancestor_ids(self) -> list[int]:
+        return [int(part) for part in self.path.strip("/").split("/") if part][:-1]
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+    __table_args__ = (
+        UniqueConstraint("user_id", "community_id", name="uq_memberships_user_community"),
+        CheckConstraint("private_area IS NULL OR private_area > 0", name="area_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20), default=Role.RESIDENT.value)
+    status: Mapped[str] = mapped_column(String(20), default=MembershipStatus.PENDING.value)
+    # The household: where the member lives. Members without a unit (e.g. neighborhood
+    # committee staff) can moderate but are not residents for voting.
+    unit: Mapped[str | None] = mapped_column(String(80))
+    # For owners: the unit's private (exclusive) area in m², exact.
+    private_area: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    how_joined: Mapped[str] = mapped_column(String(20), default="request")
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+    user: Mapped[User] = relationship(back_populates="memberships", foreign_keys=[user_id])
+    community: Mapped[Community] = relationship()
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+
+    @property
+    def is_verified(self) -> bool:
+        return self.status == MembershipStatus.VERIFIED
+
+
+class RollImport(db.Model):
+    """One upload of a voter roll: who imported what, when."""
+
+    __tablename__ = "roll_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    imported_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    rows_added: Mapped[int] = mapped_column(Integer, default=0)
+    rows_updated: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RollEntry(db.Model):
+    """A household on the voter roll, with its one-time invitation."""
+
+    __tablename__ = "roll_entries"
+    __table_args__ = (
+        UniqueConstraint("community_id", "unit_key", name="uq_roll_entries_unit"),
+        CheckConstraint("private_area IS NULL OR private_area > 0", name="area_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    unit: Mapped[str] = mapped_column(String(80))
+    unit_key: Mapped[str] = mapped_column(String(80))
+    owner_name: Mapped[str] = mapped_column(String(80))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    private_area: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("roll_imports.id"))
+    # Only the BLAKE2b digest of the invitation code is kept.
+    invite_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    invite_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    invite_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    invite_used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    community: Mapped[Community] = relationship()

@@ -1,0 +1,60 @@
+"""Engine setup for SQLite (WAL, foreign keys, busy timeout, immediate write
+transactions) and PostgreSQL (pre-ping), plus the transaction helpers services use."""
+
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from web.extensions import db
+
+# Whether the next transaction on this thread/context will write. SQLite's deferred BEGIN
+# fails at once with "database is locked" when a reader later tries to write while another
+# connection writes, whatever busy_timeout says; BEGIN IMMEDIATE takes the write lock up
+# front and so waits its turn. Requests that may write (POST) and jobs/CLI/tests set it.
+write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("write_intent", default=True)
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def engine_options(uri: str) -> dict:
+    if uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+
+
+def install_sqlite_pragmas(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Take transaction control away from pysqlite so we can emit our own BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
+
+
+@contextmanager
+def read_only():
+    """Run a block whose transaction only reads (a deferred BEGIN on SQLite)."""
+    token = write_intent.set(False)
+    try:
+        yield
+    finally:
+        write_intent.reset(token)
+
+
+def commit() -> None:
+    db.session.commit()

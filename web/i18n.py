@@ -1,0 +1,27 @@
+"""Languages: Simplified Chinese and English. The choice is remembered (a cookie, and the
+member's profile when logged in); otherwise it follows the browser."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_login import current_user
+
+LANGUAGES = {"zh": "中文", "en": "English"}
+HTML_LANG = {"zh": "zh-Hans", "en": "en"}
+LANGUAGE_COOKIE = "yishi_lang"
+TEXT_SIZE_COOKIE = "yishi_text"
+
+
+def select_locale() -> str:
+    if current_user and current_user.is_authenticated and current_user.locale in LANGUAGES:
+        return current_user.locale
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(list(LANGUAGES), default="zh") or "zh"
+
+
+def large_text_enabled() -> bool:
+    if current_user and current_user.is_authenticated:
+        return bool(current_user.large_text)
+    return request.cookies.get(TEXT_SIZE_COOKIE) == "large"

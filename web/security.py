@@ -1,0 +1,79 @@
+"""Per-request guards and headers: request ids, input hygiene, security headers."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from flask import abort, g, request
+
+from web.database import write_intent
+from web.logs import security_event
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _has_forbidden_characters(value: str) -> bool:
+    # NUL cannot be stored in PostgreSQL text; lone surrogates cannot be encoded at all.
+    if "\x00" in value:
+        return True
+    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
+
+
+def register_request_guards(app) -> None:
+    @app.before_request
+    def _start_request():
+        g.request_started = time.perf_counter()
+        g.request_id = secrets.token_hex(8)
+        # GET never changes state, so it needs no write lock on SQLite.
+        g.write_intent_token = write_intent.set(request.method not in SAFE_METHODS)
+        values = list(request.args.items(multi=True))
+        if request.method not in SAFE_METHODS and request.mimetype in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            values += list(request.form.items(multi=True))
+        for key, value in values:
+            if _has_forbidden_characters(key) or _has_forbidden_characters(value):
+                security_event("bad_input", path=request.path, reason="forbidden characters")
+                abort(400)
+
+    @app.teardown_request
+    def _end_request(_exc):
+        token = g.pop("write_intent_token", None)
+        if token is not None:
+            write_intent.reset(token)
+
+    @app.after_request
+    def _headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if g.get("request_id"):
+            headers["X-Request-Id"] = g.request_id
+        # Pages depend on the session and language: never cache them in shared caches.
+        if response.mimetype == "text/html":
+            headers.setdefault("Cache-Control", "no-store")
+            headers.add("Vary", "Cookie")
+        return response
