@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 translations: install
-	$(VENV)/bin/pybabel compile -q -d translations -f
+	$(VENV)/bin/pybabel compile -d translations -f
 
 migrate: install translations
 	$(FLASK) db upgrade
@@ -39,3 +39,9 @@ lint: install
 test: lint translations
 	$(PY) -m pytest -n auto --dist loadgroup -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# Re-extract UI strings after changing templates or code, then translate the new ones
+# in translations/zh/LC_MESSAGES/messages.po.
+messages: install
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o translations/messages.pot --no-location --sort-output .
+	$(VENV)/bin/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete

@@ -95,7 +95,13 @@ def register():
             return render_form("auth/register.html", form, status=error.status)
         db.session.commit()
         _start_session(user, remember=False)
-        flash(_("Welcome, %(name)s! Find your community below and ask to join.", name=user.display_name), "success")
+        flash(
+            _(
+                "Welcome, %(name)s! Find your community below and ask to join.",
+                name=user.display_name,
+            ),
+            "success",
+        )
         return redirect(url_for("community.browse"))
     return render_form("auth/register.html", form)
 

@@ -41,7 +41,9 @@ def register(app) -> None:
     def create_admin(name: str, contact: str, password: str):
         """Create a site administrator (who can create top-level communities)."""
         try:
-            user = services.register(name, contact, password, cost=current_app.config["PASSWORD_COST"])
+            user = services.register(
+                name, contact, password, cost=current_app.config["PASSWORD_COST"]
+            )
         except DomainError as error:
             raise click.ClickException(str(error.message)) from error
         user.is_admin = True
@@ -66,6 +68,9 @@ def register(app) -> None:
             raise click.ClickException(str(getattr(error, "message", error))) from error
         issued = services.issue_invites(None, community) if invites else []
         db.session.commit()
-        click.echo(f"Imported: {report.added} added, {report.updated} updated, {report.unchanged} unchanged.")
+        click.echo(
+            f"Imported: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged."
+        )
         for entry, code in issued:
             click.echo(f"{entry.unit}\t{code}")

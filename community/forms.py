@@ -74,7 +74,7 @@ class LogoutForm(FlaskForm):
 
 class JoinForm(FlaskForm):
     unit = StringField(
-        _l("Where you live, e.g. \"Building 3, Room 502\""),
+        _l('Where you live, e.g. "Building 3, Room 502"'),
         validators=[DataRequired(REQUIRED), Length(max=80), PlainText()],
     )
     submit = SubmitField(_l("Ask to join"))
@@ -138,7 +138,10 @@ class AppointForm(FlaskForm):
 class RollForm(FlaskForm):
     roll = FileField(
         _l("Voter roll (CSV: unit, owner_name, phone, private_area)"),
-        validators=[FileRequired(REQUIRED), FileAllowed(["csv", "txt"], _l("Please upload a CSV file."))],
+        validators=[
+            FileRequired(REQUIRED),
+            FileAllowed(["csv", "txt"], _l("Please upload a CSV file.")),
+        ],
     )
     submit = SubmitField(_l("Import roll"))
 
@@ -172,5 +175,7 @@ class LanguageForm(FlaskForm):
 
 
 class TextSizeForm(FlaskForm):
-    size = SelectField(choices=[("normal", "normal"), ("large", "large")], validators=[DataRequired()])
+    size = SelectField(
+        choices=[("normal", "normal"), ("large", "large")], validators=[DataRequired()]
+    )
     next = HiddenField()

@@ -160,9 +160,7 @@ def authenticate(contact: str, password: str, *, cost: passwords.Cost) -> User:
 def end_all_sessions(user: User) -> None:
     """Every cookie issued so far (session and remember-me) stops working."""
     db.session.execute(
-        update(User)
-        .where(User.id == user.id)
-        .values(session_version=User.session_version + 1)
+        update(User).where(User.id == user.id).values(session_version=User.session_version + 1)
     )
     db.session.refresh(user)
 
@@ -241,7 +239,11 @@ def can(user: User | None, action: str, community: Community) -> bool:
     if user.is_admin:
         return True
     membership = membership_of(user, community)
-    if membership is not None and membership.is_verified and Role(membership.role) in ACTIONS[action]:
+    if (
+        membership is not None
+        and membership.is_verified
+        and Role(membership.role) in ACTIONS[action]
+    ):
         return True
     return action in INHERITED_BY_ADMINS and _admin_above(user, community)
 
@@ -377,7 +379,7 @@ def office_holders(community: Community) -> list[Membership]:
 def _unit_or_error(unit: str) -> str:
     unit = " ".join((unit or "").split())
     if not unit:
-        raise InvalidInput(_("Please say where you live, e.g. \"Building 3, Room 502\"."))
+        raise InvalidInput(_('Please say where you live, e.g. "Building 3, Room 502".'))
     if len(unit) > 80:
         raise InvalidInput(_("Please use at most 80 characters for the unit."))
     return unit
@@ -414,9 +416,7 @@ def get_membership(community: Community, membership_id: int) -> Membership:
     return membership
 
 
-def decide_join(
-    actor: User, membership: Membership, approve: bool, reason: str = ""
-) -> Membership:
+def decide_join(actor: User, membership: Membership, approve: bool, reason: str = "") -> Membership:
     require(actor, "verify_members", membership.community)
     reason = (reason or "").strip()
     if not approve and not reason:
@@ -440,7 +440,10 @@ def decide_join(
         raise Conflict(_("This request has already been decided."))
     db.session.refresh(membership)
     security_event(
-        "join_decided", membership_id=membership.id, approved=approve, community_id=membership.community_id
+        "join_decided",
+        membership_id=membership.id,
+        approved=approve,
+        community_id=membership.community_id,
     )
     return membership
 
@@ -484,7 +487,10 @@ def assign_role(actor: User, membership: Membership, role: str) -> Membership:
         raise InvalidInput(_("Only verified members can be given a role."))
     membership.role = role.value
     security_event(
-        "role_assigned", membership_id=membership.id, role=role.value, community_id=membership.community_id
+        "role_assigned",
+        membership_id=membership.id,
+        role=role.value,
+        community_id=membership.community_id,
     )
     return membership
 
@@ -559,7 +565,7 @@ def _parse_area(text: str) -> Decimal | None:
     try:
         area = Decimal(text)
     except InvalidOperation as error:
-        raise ValueError(_("the private area \"%(v)s\" is not a number", v=text)) from error
+        raise ValueError(_('the private area "%(v)s" is not a number', v=text)) from error
     if not area.is_finite() or area <= 0 or area >= Decimal("10000000000"):
         raise ValueError(_("the private area must be a positive number of m²"))
     if area != area.quantize(Decimal("0.01")):
@@ -596,7 +602,9 @@ def parse_roll(text: str) -> tuple[list[dict], list[RollProblem]]:
             break
         if len(raw) != len(header):
             problems.append(
-                RollProblem(number, _("expected %(a)d columns, found %(b)d", a=len(header), b=len(raw)))
+                RollProblem(
+                    number, _("expected %(a)d columns, found %(b)d", a=len(header), b=len(raw))
+                )
             )
             continue
         record = {c: raw[i].strip() for i, c in enumerate(columns) if c}
@@ -623,19 +631,27 @@ def parse_roll(text: str) -> tuple[list[dict], list[RollProblem]]:
         key = unit_key(unit)
         if key in seen:
             problems.append(
-                RollProblem(number, _("unit \"%(u)s\" is already on line %(l)d", u=unit, l=seen[key]))
+                RollProblem(number, _('unit "%(u)s" is already on line %(l)d', u=unit, l=seen[key]))
             )
             continue
         seen[key] = number
         rows.append(
-            {"unit": unit, "unit_key": key, "owner_name": owner, "phone": phone, "private_area": area}
+            {
+                "unit": unit,
+                "unit_key": key,
+                "owner_name": owner,
+                "phone": phone,
+                "private_area": area,
+            }
         )
     if not rows and not problems:
         problems.append(RollProblem(2, _("the file has no rows")))
     return rows, problems
 
 
-def import_roll(actor: User | None, community: Community, text: str, filename: str = "") -> RollReport:
+def import_roll(
+    actor: User | None, community: Community, text: str, filename: str = ""
+) -> RollReport:
     """All or nothing: any bad row rejects the whole file with every problem listed.
 
     Re-importing updates households already on the roll (matched by unit) and keeps their
@@ -650,7 +666,9 @@ def import_roll(actor: User | None, community: Community, text: str, filename: s
         for e in db.session.scalars(select(RollEntry).where(RollEntry.community_id == community.id))
     }
     batch = RollImport(
-        community_id=community.id, imported_by_id=actor.id if actor else None, filename=filename[:255]
+        community_id=community.id,
+        imported_by_id=actor.id if actor else None,
+        filename=filename[:255],
     )
     db.session.add(batch)
     db.session.flush()
@@ -662,7 +680,10 @@ def import_roll(actor: User | None, community: Community, text: str, filename: s
             db.session.add(entry)
             report.added += 1
         elif (entry.unit, entry.owner_name, entry.phone, entry.private_area) != (
-            row["unit"], row["owner_name"], row["phone"], row["private_area"]
+            row["unit"],
+            row["owner_name"],
+            row["phone"],
+            row["private_area"],
         ):
             entry.unit, entry.owner_name = row["unit"], row["owner_name"]
             entry.phone, entry.private_area = row["phone"], row["private_area"]

@@ -3,7 +3,16 @@ members, roles, the voter roll and invitations, profile and display settings."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -130,7 +139,13 @@ def redeem_code():
         except DomainError as error:
             return _form_error(form, error, "community/redeem.html")
         db.session.commit()
-        flash(_("Welcome! You are now a verified member of %(name)s.", name=membership.community.name), "success")
+        flash(
+            _(
+                "Welcome! You are now a verified member of %(name)s.",
+                name=membership.community.name,
+            ),
+            "success",
+        )
         return redirect(url_for("community.community_page", community_id=membership.community_id))
     return render_form("community/redeem.html", form)
 
@@ -140,7 +155,9 @@ def redeem_code():
 def join_requests(community_id: int):
     community = load_community(community_id)
     queue = services.join_queue(_user(), community)
-    return render_template("community/requests.html", community=community, queue=queue, form=DecisionForm())
+    return render_template(
+        "community/requests.html", community=community, queue=queue, form=DecisionForm()
+    )
 
 
 @blueprint.post("/c/<int:community_id>/requests/<int:membership_id>")
@@ -152,7 +169,9 @@ def decide(community_id: int, membership_id: int):
     form = DecisionForm()
     if form.validate_on_submit():
         try:
-            services.decide_join(_user(), membership, form.decision.data == "approve", form.reason.data or "")
+            services.decide_join(
+                _user(), membership, form.decision.data == "approve", form.reason.data or ""
+            )
         except DomainError as error:
             form.form_errors.append(str(error.message))
         else:
@@ -168,7 +187,11 @@ def decide(community_id: int, membership_id: int):
         ), status
     queue = services.join_queue(_user(), community)
     return render_template(
-        "community/requests.html", community=community, queue=queue, form=form, failed_id=membership.id
+        "community/requests.html",
+        community=community,
+        queue=queue,
+        form=form,
+        failed_id=membership.id,
     ), status
 
 
@@ -248,7 +271,12 @@ def _community_form(parent):
     if form.validate_on_submit():
         try:
             community = services.create_community(
-                _user(), form.name.data, form.kind.data, parent, form.timezone.data, form.description.data or ""
+                _user(),
+                form.name.data,
+                form.kind.data,
+                parent,
+                form.timezone.data,
+                form.description.data or "",
             )
         except DomainError as error:
             return _form_error(form, error, "community/new.html", parent=parent)
@@ -330,10 +358,14 @@ def profile():
     password_form = PasswordForm(prefix="pw")
     if form.submit.data and form.validate_on_submit():
         try:
-            services.update_profile(user, form.display_name.data, form.locale.data, form.large_text.data)
+            services.update_profile(
+                user, form.display_name.data, form.locale.data, form.large_text.data
+            )
         except DomainError as error:
             form.form_errors.append(str(error.message))
-            return render_form("community/profile.html", form, status=error.status, password_form=password_form)
+            return render_form(
+                "community/profile.html", form, status=error.status, password_form=password_form
+            )
         db.session.commit()
         flash(_("Saved."), "success")
         return redirect(url_for("community.profile"))
@@ -349,7 +381,10 @@ def change_password():
     if password_form.validate_on_submit():
         try:
             services.change_password(
-                user, password_form.current.data, password_form.new.data, cost=current_app.config["PASSWORD_COST"]
+                user,
+                password_form.current.data,
+                password_form.new.data,
+                cost=current_app.config["PASSWORD_COST"],
             )
         except DomainError as error:
             password_form.form_errors.append(str(error.message))
@@ -377,7 +412,11 @@ def set_language():
         db.session.commit()
     response = make_response(_settings_redirect(form))
     response.set_cookie(
-        LANGUAGE_COOKIE, form.language.data, max_age=ONE_YEAR, samesite="Lax", httponly=True,
+        LANGUAGE_COOKIE,
+        form.language.data,
+        max_age=ONE_YEAR,
+        samesite="Lax",
+        httponly=True,
         secure=current_app.config["SESSION_COOKIE_SECURE"],
     )
     return response
@@ -394,7 +433,11 @@ def set_text_size():
         db.session.commit()
     response = make_response(_settings_redirect(form))
     response.set_cookie(
-        TEXT_SIZE_COOKIE, "large" if large else "normal", max_age=ONE_YEAR, samesite="Lax", httponly=True,
+        TEXT_SIZE_COOKIE,
+        "large" if large else "normal",
+        max_age=ONE_YEAR,
+        samesite="Lax",
+        httponly=True,
         secure=current_app.config["SESSION_COOKIE_SECURE"],
     )
     return response

@@ -22,7 +22,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 
 def engine_options(uri: str) -> dict:
     if uri.startswith("sqlite"):
-        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}
+        return {
+            "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        }
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
 
 

@@ -1,0 +1,248 @@
+"""Shared fixtures: a fresh database per test (SQLite file, or PostgreSQL when
+TEST_DATABASE_URL is set), built once per worker by running the migrations, plus small
+factories that read like the residents' world."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from crypto import passwords
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+PASSWORD = "correct horse battery"
+
+
+def _worker(request) -> str:
+    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+
+
+def _migrate(uri: str, instance: Path) -> None:
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from web.extensions import db
+
+    app = create_app(_config(uri, instance))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+def _config(uri: str, instance: Path) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "SQLALCHEMY_DATABASE_URI": uri,
+        "PASSWORD_COST": passwords.MINIMAL,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SERVER_NAME": None,
+    }
+
+
+@pytest.fixture(scope="session")
+def database_template(request, tmp_path_factory):
+    """Per worker: a migrated SQLite file to copy, or a migrated PostgreSQL database."""
+    instance = tmp_path_factory.mktemp("instance")
+    os.environ["YISHI_INSTANCE_PATH"] = str(instance)
+    if TEST_DATABASE_URL:
+        url = make_url(TEST_DATABASE_URL)
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        name = f"{url.database}_{_worker(request)}"
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        uri = url.set(database=name).render_as_string(hide_password=False)
+        _migrate(uri, instance)
+        yield {"kind": "postgresql", "uri": uri, "instance": instance}
+    else:
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        _migrate(f"sqlite:///{path}", instance)
+        yield {"kind": "sqlite", "path": path, "instance": instance}
+
+
+def _empty_postgres(uri: str) -> None:
+    engine = create_engine(uri)
+    with engine.begin() as conn:
+        tables = conn.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        ).scalars()
+        names = ", ".join(f'"{t}"' for t in tables)
+        if names:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_uri(database_template, tmp_path) -> str:
+    if database_template["kind"] == "postgresql":
+        _empty_postgres(database_template["uri"])
+        return database_template["uri"]
+    target = tmp_path / "yishi.db"
+    shutil.copyfile(database_template["path"], target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def app_config(database_uri, database_template) -> dict:
+    return _config(database_uri, database_template["instance"])
+
+
+@pytest.fixture
+def app(app_config):
+    from app import create_app
+    from web.extensions import db
+
+    application = create_app(app_config)
+    with application.app_context():
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app):
+    from web.extensions import db as database
+
+    return database
+
+
+# ---------------------------------------------------------------- factories
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def make_user(db):
+    from community import services
+
+    def factory(
+        name: str | None = None, contact: str | None = None, password: str = PASSWORD, **attrs
+    ):
+        n = next(_counter)
+        user = services.register(
+            name or f"Resident {n}",
+            contact or f"139{n:08d}",
+            password,
+            cost=passwords.MINIMAL,
+            locale=attrs.pop("locale", "en"),
+        )
+        for key, value in attrs.items():
+            setattr(user, key, value)
+        db.session.commit()
+        return user
+
+    return factory
+
+
+@pytest.fixture
+def make_community(db):
+    from community.models import Community
+
+    def factory(
+        name: str | None = None, kind: str = "compound", parent=None, timezone="Asia/Shanghai"
+    ):
+        community = Community(
+            name=name or f"Compound {next(_counter)}", kind=kind, parent=parent, timezone=timezone
+        )
+        db.session.add(community)
+        db.session.flush()
+        community.path = f"{parent.path if parent else '/'}{community.id}/"
+        db.session.commit()
+        return community
+
+    return factory
+
+
+@pytest.fixture
+def make_member(db, make_user):
+    from community.models import Membership
+
+    def factory(
+        community,
+        role: str = "resident",
+        status: str = "verified",
+        unit: str | None = "auto",
+        area=None,
+        user=None,
+        **user_attrs,
+    ):
+        user = user or make_user(**user_attrs)
+        if unit == "auto":
+            unit = None if role in ("moderator", "admin") else f"Building 1, Room {next(_counter)}"
+        db.session.add(
+            Membership(
+                user=user,
+                community=community,
+                role=role,
+                status=status,
+                unit=unit,
+                private_area=area,
+            )
+        )
+        db.session.commit()
+        return user
+
+    return factory
+
+
+# ---------------------------------------------------------------- clients
+
+_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(client, path: str = "/auth/login") -> str:
+    response = client.get(path)
+    match = _TOKEN.search(response.get_data(as_text=True))
+    assert match, f"no CSRF token on {path} ({response.status_code})"
+    return match.group(1)
+
+
+def post_form(
+    client, path: str, data: dict | None = None, token_from: str = "/auth/login", **kwargs
+):
+    """POST like a browser does: with the CSRF token of the user's own session."""
+    payload = dict(data or {})
+    payload.setdefault("csrf_token", csrf_token(client, token_from))
+    return client.post(path, data=payload, **kwargs)
+
+
+def login(client, user_or_contact, password: str = PASSWORD, remember: bool = False):
+    contact = getattr(user_or_contact, "phone", None) or getattr(user_or_contact, "email", None)
+    contact = contact or user_or_contact
+    data = {"contact": contact, "password": password}
+    if remember:
+        data["remember"] = "y"
+    response = post_form(client, "/auth/login", data)
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    return response
+
+
+@pytest.fixture
+def login_as(app):
+    """A fresh browser-like client logged in as the given user."""
+
+    def factory(user, password: str = PASSWORD):
+        c = app.test_client()
+        login(c, user, password)
+        return c
+
+    return factory
