@@ -104,13 +104,14 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         database.install_sqlite_pragmas(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    # Request ids and raw-input checks run before CSRF reads the form.
+    register_request_guards(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     htmx.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
 
-    register_request_guards(app)
     register_error_handlers(app)
 
     from community import cli as community_cli

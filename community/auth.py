@@ -9,6 +9,7 @@ from limits import parse_many
 
 from community import services
 from community.forms import LoginForm, LogoutForm, RegisterForm
+from community.identity import BadValue, split_contact
 from web.errors import DomainError, render_error
 from web.extensions import db, limiter
 from web.forms import render_form, safe_next_url
@@ -39,12 +40,21 @@ def configure_login(login_manager) -> None:
         return render_error(401, _("Please log in first."))
 
 
+def _account_key(contact: str) -> str:
+    """Every way of writing one phone number or email counts against the same account."""
+    try:
+        phone, email = split_contact(contact)
+    except BadValue:
+        return contact.strip().casefold()[:254]
+    return phone or email
+
+
 def _login_limits_exceeded(contact: str) -> bool:
     """Failed logins are counted per client address and per account name. Shared storage
     (Redis) makes the count hold across processes."""
     rate = limiter.limiter
     checks = [("login-ip", request.remote_addr or "?", current_app.config["LOGIN_LIMIT_PER_IP"])]
-    key = contact.strip().casefold()[:254]
+    key = _account_key(contact)
     if key:
         checks.append(("login-account", key, current_app.config["LOGIN_LIMIT_PER_ACCOUNT"]))
     return any(
@@ -56,7 +66,7 @@ def _login_limits_exceeded(contact: str) -> bool:
 
 def _count_failed_login(contact: str) -> None:
     rate = limiter.limiter
-    key = contact.strip().casefold()[:254]
+    key = _account_key(contact)
     for item in parse_many(current_app.config["LOGIN_LIMIT_PER_IP"]):
         rate.hit(item, "login-ip", request.remote_addr or "?")
     if key:
@@ -146,7 +156,9 @@ def logout():
     services.end_all_sessions(user)
     db.session.commit()
     security_event("logout", user_id=user.id)
-    logout_user()
+    # Clear first: logout_user() leaves the note that tells Flask-Login to delete the
+    # remember-me cookie in the session.
     session.clear()
+    logout_user()
     flash(_("You have logged out."), "info")
     return redirect(url_for("community.home"))

@@ -18,7 +18,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from community.permissions import CommunityKind, Role
-from web.forms import PlainText
+from web.forms import PlainText, options
 from web.i18n import LANGUAGES
 
 REQUIRED = _l("Please fill this in.")
@@ -91,7 +91,7 @@ class InviteCodeForm(FlaskForm):
 class DecisionForm(FlaskForm):
     decision = RadioField(
         _l("Decision"),
-        choices=[("approve", _l("Approve")), ("reject", _l("Reject"))],
+        choices=options([("approve", _l("Approve")), ("reject", _l("Reject"))]),
         validators=[InputRequired(REQUIRED)],
     )
     reason = TextAreaField(
@@ -117,7 +117,7 @@ class CommunityForm(FlaskForm):
 class RoleForm(FlaskForm):
     role = SelectField(
         _l("Role"),
-        choices=[(r.value, label) for r, label in ROLE_LABELS.items()],
+        choices=options((r.value, label) for r, label in ROLE_LABELS.items()),
         validators=[DataRequired(REQUIRED)],
     )
     submit = SubmitField(_l("Change role"))
@@ -129,7 +129,7 @@ class AppointForm(FlaskForm):
     )
     role = SelectField(
         _l("Role"),
-        choices=[(r.value, label) for r, label in ROLE_LABELS.items()],
+        choices=options((r.value, label) for r, label in ROLE_LABELS.items()),
         validators=[DataRequired(REQUIRED)],
     )
     submit = SubmitField(_l("Appoint"))
@@ -155,7 +155,7 @@ class ProfileForm(FlaskForm):
         _l("Your name (shown to neighbours)"),
         validators=[DataRequired(REQUIRED), Length(max=40), PlainText()],
     )
-    locale = SelectField(_l("Language"), choices=list(LANGUAGES.items()))
+    locale = SelectField(_l("Language"), choices=options(LANGUAGES.items()))
     large_text = BooleanField(_l("Large text"))
     submit = SubmitField(_l("Save"))
 
@@ -170,12 +170,12 @@ class PasswordForm(FlaskForm):
 
 
 class LanguageForm(FlaskForm):
-    language = SelectField(choices=list(LANGUAGES.items()), validators=[DataRequired()])
+    language = SelectField(choices=options(LANGUAGES.items()), validators=[DataRequired()])
     next = HiddenField()
 
 
 class TextSizeForm(FlaskForm):
     size = SelectField(
-        choices=[("normal", "normal"), ("large", "large")], validators=[DataRequired()]
+        choices=options([("normal", "normal"), ("large", "large")]), validators=[DataRequired()]
     )
     next = HiddenField()

@@ -13,6 +13,7 @@ _CONFUSABLES = str.maketrans(
         "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "ѕ": "s", "т": "t", "у": "y",
         "х": "x", "ԁ": "d", "ԛ": "q", "ԝ": "w", "α": "a", "β": "b", "ε": "e", "η": "n",
         "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x",
+        "ɑ": "a", "ı": "i", "ɡ": "g", "ʏ": "y", "ɩ": "i", "ꞵ": "b", "ⅼ": "l", "ℓ": "l",
         "0": "o", "1": "l", "|": "l",
     }
 )  # fmt: skip
@@ -81,8 +82,8 @@ def normalize_email(raw: str) -> str:
     email = (raw or "").strip()
     if not _EMAIL.match(email) or len(email) > 254:
         raise BadValue("email")
-    local, _, domain = email.rpartition("@")
-    return f"{local}@{domain.lower()}"
+    # Stored lower-case: "Wang.Fang@Example.COM" and "wang.fang@example.com" are one person.
+    return email.lower()
 
 
 def split_contact(raw: str) -> tuple[str | None, str | None]:

@@ -135,7 +135,7 @@ def find_user_by_contact(contact: str) -> User | None:
         return None
     if phone:
         return db.session.scalar(select(User).where(User.phone == phone))
-    return db.session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+    return db.session.scalar(select(User).where(User.email == email))
 
 
 def authenticate(contact: str, password: str, *, cost: passwords.Cost) -> User:

@@ -36,7 +36,7 @@ from community.forms import (
 from community.permissions import CHILD_KINDS, CommunityKind
 from web.errors import DomainError, render_error
 from web.extensions import db, htmx
-from web.forms import render_form, safe_next_url
+from web.forms import options, render_form, safe_next_url
 from web.i18n import LANGUAGE_COOKIE, LANGUAGES, TEXT_SIZE_COOKIE
 
 blueprint = Blueprint("community", __name__)
@@ -265,7 +265,7 @@ def new_root():
 def _community_form(parent):
     form = CommunityForm()
     kinds = CHILD_KINDS[CommunityKind(parent.kind)] if parent else tuple(CommunityKind)
-    form.kind.choices = [(k.value, KIND_LABELS[k]) for k in kinds]
+    form.kind.choices = options((k.value, KIND_LABELS[k]) for k in kinds)
     if not kinds:
         return render_error(400, _("Nothing can be created inside a place of this kind."))
     if form.validate_on_submit():

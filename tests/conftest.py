@@ -4,6 +4,7 @@ factories that read like the residents' world."""
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -101,16 +103,38 @@ def app_config(database_uri, database_template) -> dict:
     return _config(database_uri, database_template["instance"])
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs in a context of its own, as it would in a server: the test's app
+    context (its `g` and database session) is not shared with the request's."""
+
+    def open(self, *args, **kwargs):
+        from flask import has_app_context
+
+        from web.extensions import db
+
+        if has_app_context():
+            # End the test's transaction: the request must see what the test wrote, and
+            # the test's next read must see what the request wrote.
+            db.session.commit()
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture
 def app(app_config):
     from app import create_app
+    from web.database import write_intent
     from web.extensions import db
 
     application = create_app(app_config)
+    application.test_client_class = IsolatedClient
+    # The test's own session only holds read snapshots between steps; with SQLite a write
+    # lock held here would make every request of the test wait for it.
+    token = write_intent.set(False)
     with application.app_context():
         yield application
         db.session.remove()
         db.engine.dispose()
+    write_intent.reset(token)
 
 
 @pytest.fixture
@@ -209,16 +233,14 @@ def make_member(db, make_user):
 _TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
-def csrf_token(client, path: str = "/auth/login") -> str:
+def csrf_token(client, path: str = "/") -> str:
     response = client.get(path)
     match = _TOKEN.search(response.get_data(as_text=True))
     assert match, f"no CSRF token on {path} ({response.status_code})"
     return match.group(1)
 
 
-def post_form(
-    client, path: str, data: dict | None = None, token_from: str = "/auth/login", **kwargs
-):
+def post_form(client, path: str, data: dict | None = None, token_from: str = "/", **kwargs):
     """POST like a browser does: with the CSRF token of the user's own session."""
     payload = dict(data or {})
     payload.setdefault("csrf_token", csrf_token(client, token_from))

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import render_template
 from flask_babel import lazy_gettext as _l
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 
@@ -15,6 +16,11 @@ def render_form(template: str, form, status: int | None = None, **context):
     if status is None:
         status = 400 if form.errors else 200
     return render_template(template, form=form, **context), status
+
+
+def options(pairs) -> list[SelectChoice]:
+    """Choices for SelectField/RadioField from (value, label) pairs."""
+    return [SelectChoice(str(value), label) for value, label in pairs]
 
 
 class PlainText:

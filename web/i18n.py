@@ -3,7 +3,7 @@ member's profile when logged in); otherwise it follows the browser."""
 
 from __future__ import annotations
 
-from flask import request
+from flask import has_request_context, request
 from flask_login import current_user
 
 LANGUAGES = {"zh": "中文", "en": "English"}
@@ -13,6 +13,8 @@ TEXT_SIZE_COOKIE = "yishi_text"
 
 
 def select_locale() -> str:
+    if not has_request_context():
+        return "zh"
     if current_user and current_user.is_authenticated and current_user.locale in LANGUAGES:
         return current_user.locale
     chosen = request.cookies.get(LANGUAGE_COOKIE)
@@ -22,6 +24,8 @@ def select_locale() -> str:
 
 
 def large_text_enabled() -> bool:
+    if not has_request_context():
+        return False
     if current_user and current_user.is_authenticated:
         return bool(current_user.large_text)
     return request.cookies.get(TEXT_SIZE_COOKIE) == "large"

@@ -27,9 +27,12 @@ def security_event(event: str, **fields) -> None:
 
 
 def configure_logging(app) -> None:
-    if not logger.handlers:
+    # Security events propagate to the root logger (where test capture and any deployment
+    # logging config see them); give the root a plain handler when nobody configured one.
+    root = logging.getLogger()
+    if not root.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
+        root.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from urllib.parse import parse_qsl
 
 from flask import abort, g, request
 
@@ -29,10 +30,54 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _has_forbidden_characters(value: str) -> bool:
-    # NUL cannot be stored in PostgreSQL text; lone surrogates cannot be encoded at all.
-    if "\x00" in value:
+    # NUL cannot be stored in PostgreSQL text; lone surrogates cannot be encoded at all;
+    # U+FFFD is what undecodable bytes became on the way in.
+    if "\x00" in value or "\ufffd" in value:
         return True
     return any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
+
+
+def _strictly_decodable(raw: bytes, max_fields: int) -> bool:
+    """Werkzeug keeps undecodable percent-escapes as literal text (or drops the field);
+    we refuse such input outright, and count fields of urlencoded bodies too."""
+    try:
+        parse_qsl(
+            raw.decode("ascii"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=max_fields,
+        )
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return True
+
+
+def check_raw_input(app) -> None:
+    """Runs before anything reads the form (CSRF included)."""
+    max_parts = app.config["MAX_FORM_PARTS"]
+    if request.query_string and not _strictly_decodable(request.query_string, max_parts):
+        security_event("bad_input", path=request.path, reason="undecodable query string")
+        abort(400)
+    if request.method in SAFE_METHODS:
+        return
+    if request.mimetype == "application/x-www-form-urlencoded":
+        limit = app.config["MAX_FORM_MEMORY_SIZE"]
+        if request.content_length is not None and request.content_length > limit:
+            abort(413)
+        raw = request.get_data(cache=True, parse_form_data=False)
+        if len(raw) > limit:
+            abort(413)
+        try:
+            ok = _strictly_decodable(raw, max_parts)
+        except ValueError:
+            ok = False
+        if not ok:
+            # Too many fields is a size problem; bad bytes are a format problem.
+            if raw.count(b"&") + 1 > max_parts:
+                abort(413)
+            security_event("bad_input", path=request.path, reason="undecodable form")
+            abort(400)
 
 
 def register_request_guards(app) -> None:
@@ -40,6 +85,7 @@ def register_request_guards(app) -> None:
     def _start_request():
         g.request_started = time.perf_counter()
         g.request_id = secrets.token_hex(8)
+        check_raw_input(app)
         # GET never changes state, so it needs no write lock on SQLite.
         g.write_intent_token = write_intent.set(request.method not in SAFE_METHODS)
         values = list(request.args.items(multi=True))
