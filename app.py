@@ -45,6 +45,8 @@ def _default_config(app: Flask) -> dict:
         "SECRET_KEY": None,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "PRODUCTION": production,
+        # How long a SQLite writer waits for another one before the request gets a 503.
+        "SQLITE_BUSY_TIMEOUT_MS": database.SQLITE_BUSY_TIMEOUT_MS,
         "PASSWORD_COST": passwords.INTERACTIVE,
         # Flask-Limiter: memory by default; redis://127.0.0.1:6379 when several processes.
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
@@ -88,7 +90,8 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database.engine_options(uri))
+    busy_ms = app.config["SQLITE_BUSY_TIMEOUT_MS"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", database.engine_options(uri, busy_ms))
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
 
@@ -102,7 +105,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     with app.app_context():
-        database.install_sqlite_pragmas(db.engine)
+        database.install_sqlite_pragmas(db.engine, busy_ms)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     # Request ids and raw-input checks run before CSRF reads the form.
     register_request_guards(app)

@@ -75,8 +75,12 @@ def _form_error(form, error: DomainError, template: str, **context):
 def home():
     if not current_user.is_authenticated:
         return render_template("community/welcome.html")
-    memberships = services.my_memberships(_user())
-    return render_template("community/home.html", memberships=memberships)
+    user = _user()
+    return render_template(
+        "community/home.html",
+        activity=services.home_activity(user),
+        waiting=[m for m in services.my_memberships(user) if not m.is_verified],
+    )
 
 
 @blueprint.get("/communities")

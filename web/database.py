@@ -20,15 +20,13 @@ write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("write_inten
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def engine_options(uri: str) -> dict:
+def engine_options(uri: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> dict:
     if uri.startswith("sqlite"):
-        return {
-            "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
-        }
+        return {"connect_args": {"timeout": busy_timeout_ms / 1000, "check_same_thread": False}}
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
 
 
-def install_sqlite_pragmas(engine: Engine) -> None:
+def install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     if engine.dialect.name != "sqlite":
         return
 
@@ -39,7 +37,7 @@ def install_sqlite_pragmas(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

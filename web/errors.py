@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from web.extensions import db, htmx
+from web.extensions import db, htmx, login_manager
 from web.logs import security_event
 
 
@@ -46,6 +46,7 @@ class Conflict(DomainError):
 
 TITLES = {
     400: lazy_gettext("Please check your request"),
+    401: lazy_gettext("Please log in"),
     403: lazy_gettext("Not allowed"),
     404: lazy_gettext("Page not found"),
     405: lazy_gettext("Not allowed"),
@@ -124,6 +125,9 @@ def register_error_handlers(app) -> None:
     @app.errorhandler(DBAPIError)
     def _database_error(error: Exception):
         db.session.rollback()
+        if "_login_user" not in g:
+            # The page of the error must not query the database for the member again.
+            g._login_user = login_manager.anonymous_user()
         if _is_lock_timeout(error) or getattr(error, "connection_invalidated", False):
             app.logger.warning("database unavailable: %s", type(error).__name__)
             return render_error(503, None, {"Retry-After": "5"})
