@@ -54,6 +54,9 @@ def _default_config(app: Flask) -> dict:
         "RATELIMIT_HEADERS_ENABLED": False,
         "LOGIN_LIMIT_PER_IP": "20 per minute;100 per hour",
         "LOGIN_LIMIT_PER_ACCOUNT": "5 per minute;30 per hour",
+        # Writing (proposals, comments, reports): people do not post faster than this.
+        "WRITE_LIMIT_PER_MEMBER": "10 per minute;200 per day",
+        "WRITE_LIMIT_PER_ADDRESS": "60 per minute",
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "SESSION_COOKIE_NAME": "__Host-yishi" if production else "yishi_session",
         "SESSION_COOKIE_HTTPONLY": True,
@@ -67,8 +70,9 @@ def _default_config(app: Flask) -> dict:
         "REMEMBER_COOKIE_SECURE": production,
         "WTF_CSRF_TIME_LIMIT": 60 * 60 * 4,
         "WTF_CSRF_SSL_STRICT": True,
-        # Bodies: the largest legitimate POST is a roll CSV or, later, photos.
-        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        # Bodies: the largest legitimate POST is a proposal with 6 photos of up to 8 MB.
+        "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
+        "UPLOAD_DIR": None,  # default: instance/uploads
         "MAX_FORM_MEMORY_SIZE": 512 * 1024,
         "MAX_FORM_PARTS": 200,
         "BABEL_DEFAULT_LOCALE": "zh",
@@ -87,6 +91,10 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.config.update(_default_config(app))
     app.config.update(config or {})
+    # Sweeps run in serving processes; tests switch them on where they need them.
+    app.config.setdefault(
+        "SCHEDULER_ENABLED", not app.testing and os.environ.get("YISHI_SCHEDULER") != "off"
+    )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(Path(app.instance_path))
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -120,10 +128,12 @@ def create_app(config: dict | None = None) -> Flask:
     from community import cli as community_cli
     from community.auth import auth_blueprint, configure_login
     from community.views import blueprint as community_blueprint
+    from deliberation.views import blueprint as deliberation_blueprint
 
     configure_login(login_manager)
     app.register_blueprint(auth_blueprint)
     app.register_blueprint(community_blueprint)
+    app.register_blueprint(deliberation_blueprint)
     community_cli.register(app)
 
     @app.before_request
@@ -153,4 +163,10 @@ def create_app(config: dict | None = None) -> Flask:
         db.session.rollback()
         return {"status": "ok", "database": "ok"}
 
+    import deliberation.jobs  # noqa: F401  (registers its sweeps)
+    from web import scheduler
+
+    scheduler.register_cli(app)
+    if scheduler.is_serving_process():
+        scheduler.start_scheduler(app)
     return app

@@ -10,6 +10,8 @@ from limits import parse_many
 from community import services
 from community.forms import LoginForm, LogoutForm, RegisterForm
 from community.identity import BadValue, split_contact
+from community.models import User
+from web.database import read_only
 from web.errors import DomainError, render_error
 from web.extensions import db, limiter
 from web.forms import render_form, safe_next_url
@@ -130,16 +132,19 @@ def login():
             form.form_errors.append(_("Too many attempts. Please wait a minute and try again."))
             response, _status = render_form("auth/login.html", form, status=429)
             return response, 429, {"Retry-After": "60"}
+        cost = current_app.config["PASSWORD_COST"]
         try:
-            user = services.authenticate(
-                contact, form.password.data, cost=current_app.config["PASSWORD_COST"]
-            )
+            with read_only():
+                user_id = services.authenticate(contact, form.password.data, cost=cost).id
+                db.session.rollback()  # end the read before taking the write lock
         except services.LoginFailed as error:
-            db.session.commit()  # nothing pending; keeps the transaction short
+            db.session.rollback()
             if current_app.config["RATELIMIT_ENABLED"]:
                 _count_failed_login(contact)
             form.form_errors.append(str(error.message))
             return render_form("auth/login.html", form, status=400)
+        user = db.session.get(User, user_id)
+        services.record_login(user, form.password.data, cost=cost)
         db.session.commit()
         _start_session(user, remember=bool(form.remember.data))
         return redirect(safe_next_url(form.next.data, url_for("community.home")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from blinker import Namespace
 from sqlalchemy import select
 
 from community import services
@@ -21,6 +22,9 @@ DEMO_ACCOUNTS = [
     (Role.COMMITTEE, "陈委员", "13800000004", "demo-committee", "1号楼 101室", Decimal("120.00")),
     (Role.ADMIN, "管理员", "13800000005", "demo-admin", None, None),
 ]
+
+# Sent after the community demo exists, so other packages can add their own demo data.
+demo_seeded = Namespace().signal("demo-seeded")
 
 ROLL_CSV = """unit,owner_name,phone,private_area
 1号楼 101室,陈委员,13800000004,120.00
@@ -70,6 +74,10 @@ def seed_demo(cost: passwords.Cost) -> list[tuple[str, str, str]]:
     # A pending request, so the moderator's queue has something in it.
     newcomer = services.register("刘小红", "13800000006", "demo-newcomer", cost=cost, locale="zh")
     services.request_join(newcomer, compound, "2号楼 201室")
+    db.session.flush()
+    demo_seeded.send(
+        "community", compound=compound, users={role.value: user for role, user in users.items()}
+    )
     db.session.commit()
     return demo_logins()
 

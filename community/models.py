@@ -132,6 +132,8 @@ class Membership(db.Model):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decision_reason: Mapped[str | None] = mapped_column(Text)
+    # A moderator's suspension: the member may read but not write until then.
+    suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="memberships", foreign_keys=[user_id])
     community: Mapped[Community] = relationship()
@@ -140,6 +142,9 @@ class Membership(db.Model):
     @property
     def is_verified(self) -> bool:
         return self.status == MembershipStatus.VERIFIED
+
+    def is_suspended(self, now: datetime | None = None) -> bool:
+        return self.suspended_until is not None and self.suspended_until > (now or utcnow())
 
 
 class RollImport(db.Model):

@@ -60,7 +60,12 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "run_rounds": frozenset({Role.COMMITTEE, Role.ADMIN}),
     # create child communities, assign roles
     "administer": frozenset({Role.ADMIN}),
+    # the community's deliberation settings (support threshold, window, categories)
+    "configure": frozenset({Role.COMMITTEE, Role.ADMIN}),
 }
+
+# Actions a suspended member may not take (they may still read).
+WRITING_ACTIONS = frozenset({"participate"})
 
 # Powers that an admin membership in an ancestor also grants.
 INHERITED_BY_ADMINS = frozenset(ACTIONS)

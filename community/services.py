@@ -30,6 +30,7 @@ from community.permissions import (
     ACTIONS,
     CHILD_KINDS,
     INHERITED_BY_ADMINS,
+    WRITING_ACTIONS,
     CommunityKind,
     MembershipStatus,
     Role,
@@ -139,6 +140,8 @@ def find_user_by_contact(contact: str) -> User | None:
 
 
 def authenticate(contact: str, password: str, *, cost: passwords.Cost) -> User:
+    """Check the credentials. Only reads, so that the slow password check holds no write
+    lock; `record_login` does the writing afterwards."""
     user = find_user_by_contact(contact)
     if user is None:
         passwords.verify_password(passwords.dummy_hash(cost), password)  # same time
@@ -150,11 +153,14 @@ def authenticate(contact: str, password: str, *, cost: passwords.Cost) -> User:
     if not user.is_active:
         security_event("login_failed", user_id=user.id, reason="deactivated")
         raise LoginFailed()
+    return user
+
+
+def record_login(user: User, password: str, *, cost: passwords.Cost) -> None:
     if passwords.needs_rehash(user.password_hash, cost):
         user.password_hash = passwords.hash_password(password, cost)
     user.last_login_at = utcnow()
     security_event("login", user_id=user.id)
-    return user
 
 
 def end_all_sessions(user: User) -> None:
@@ -205,6 +211,52 @@ def load_user_for_session(user_id: int, session_version: int) -> User | None:
 # ---------------------------------------------------------------- permissions
 
 
+def related_community_ids(community: Community) -> list[int]:
+    """The community, its ancestors and its descendants: the branch whose members may read
+    its member-only pages."""
+    descendants = db.session.scalars(
+        select(Community.id).where(Community.path.like(f"{community.path}%"))
+    ).all()
+    return sorted(set(community.ancestor_ids) | set(descendants) | {community.id})
+
+
+def can_read(user: User | None, community: Community) -> bool:
+    """Verified members of the community, of a community above it or of one inside it."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if user.is_admin:
+        return True
+    return bool(
+        db.session.scalar(
+            select(Membership.id)
+            .where(
+                Membership.user_id == user.id,
+                Membership.community_id.in_(related_community_ids(community)),
+                Membership.status == MembershipStatus.VERIFIED,
+            )
+            .limit(1)
+        )
+    )
+
+
+def descendant_ids(community: Community) -> list[int]:
+    return list(
+        db.session.scalars(select(Community.id).where(Community.path.like(f"{community.path}%")))
+    )
+
+
+def suspend(actor: User, membership: Membership, until, reason: str) -> Membership:
+    """Suspend a member from writing until `until` (a moderator's decision)."""
+    require(actor, "moderate", membership.community)
+    if membership.user_id == actor.id:
+        raise PermissionDenied(_("You cannot moderate yourself."))
+    membership.suspended_until = until
+    security_event(
+        "member_suspended", membership_id=membership.id, community_id=membership.community_id
+    )
+    return membership
+
+
 def membership_of(user: User | None, community: Community) -> Membership | None:
     if user is None or not getattr(user, "is_authenticated", False):
         return None
@@ -244,7 +296,7 @@ def can(user: User | None, action: str, community: Community) -> bool:
         and membership.is_verified
         and Role(membership.role) in ACTIONS[action]
     ):
-        return True
+        return not (action in WRITING_ACTIONS and membership.is_suspended())
     return action in INHERITED_BY_ADMINS and _admin_above(user, community)
 
 

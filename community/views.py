@@ -104,6 +104,9 @@ def community_page(community_id: int):
         can_view_members=services.can(user, "view_members", community),
         can_manage_roll=services.can(user, "manage_roll", community),
         can_administer=services.can(user, "administer", community),
+        can_moderate=services.can(user, "moderate", community),
+        can_configure=services.can(user, "configure", community),
+        can_read=services.can_read(user, community),
         join_form=JoinForm(),
     )
 

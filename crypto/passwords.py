@@ -5,6 +5,7 @@ which carries its parameters, so a hash made at one cost verifies at any other."
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from nacl import pwhash
@@ -51,5 +52,6 @@ def needs_rehash(stored: str, cost: Cost) -> bool:
 
 # A password no one can type, for comparing against when the account does not exist,
 # so that unknown and known accounts take the same time to refuse.
+@functools.lru_cache(maxsize=4)
 def dummy_hash(cost: Cost) -> str:
     return hash_password("yishi-no-such-account", cost)

@@ -13,12 +13,20 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from crypto import passwords
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+# Property tests check behaviour, not speed: no per-example deadline on a loaded CI machine.
+hypothesis_settings.register_profile(
+    "yishi", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("yishi")
 PASSWORD = "correct horse battery"
 
 

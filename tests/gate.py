@@ -18,6 +18,10 @@ FORBIDDEN = {
 }
 
 
+# The one sanctioned place that marks HTML as safe: the output of the allow-list sanitizer.
+SANCTIONED = {("deliberation/markup.py", r"\bMarkup\(")}
+
+
 def violations(root: Path = ROOT) -> list[str]:
     found = []
     for entry in CHECKED:
@@ -31,6 +35,8 @@ def violations(root: Path = ROOT) -> list[str]:
                 continue
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
                 for pattern, why in FORBIDDEN.items():
+                    if (str(path.relative_to(root)), pattern) in SANCTIONED:
+                        continue
                     if re.search(pattern, line):
                         found.append(f"{path.relative_to(root)}:{number}: {why}")
     return found

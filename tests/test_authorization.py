@@ -1,9 +1,11 @@
-"""Authorization (RELIABILITY.md I5, T27, T28, T31): a route x role matrix generated from
-`app.url_map`, walking ids across communities, role reach, and mass assignment.
+"""Authorization (RELIABILITY.md I5, T27, T28, T29, T31): a route x role matrix generated
+from `app.url_map`, walking ids across communities, role reach, and mass assignment.
 
 The policy table below names the expected outcome of EVERY route for every kind of actor.
 A route that exists in the application but not in the table fails
-`test_policy_table_covers_every_route`, so adding a route forces a decision here.
+`test_policy_table_covers_every_route`, so adding a route forces a decision here. An
+endpoint answering at several URL rules (a proposal's and a comment's report form, a photo
+and its thumbnail) has one entry per rule, named `endpoint:variant` (see RULE_VARIANTS).
 
 The helpers at the top (`build_world`, `snapshot`, `POLICY`, `post_request`, ...) are also
 used by test_csrf_headers.py and test_input.py."""
@@ -12,11 +14,14 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from flask import url_for
+from flask import current_app
+from PIL import Image
 from sqlalchemy import inspect, select, text
 
 from tests.conftest import PASSWORD, csrf_token
@@ -28,6 +33,7 @@ ACTORS = (
     "non_member",  # logged in, no membership anywhere
     "pending",  # asked to join the community under test, not decided yet
     "resident",  # verified resident of the community under test
+    "suspended",  # verified resident of the community under test, suspended from writing
     "other_moderator",  # moderator of ANOTHER community (a sibling)
     "moderator",  # neighborhood committee (moderator) of the community under test
     "committee",  # owners' committee of the community under test
@@ -53,6 +59,22 @@ def _staff(default, allowed: tuple[str, ...], allowed_outcome, visitor) -> dict[
 VERIFIERS = ("moderator", "committee", "admin", "site_admin")  # verify_members, view_members
 ROLL_KEEPERS = ("committee", "admin", "site_admin")  # manage_roll
 ADMINS = ("admin", "site_admin")  # administer
+# can_read: verified members of the community (or of one above or below it), site admins
+READERS = ("resident", "suspended", "moderator", "committee", "admin", "site_admin")
+# participate: every verified role, unless suspended
+PARTICIPANTS = ("resident", "moderator", "committee", "admin", "site_admin")
+MODERATORS = ("moderator", "admin", "site_admin")  # moderate (never their own content)
+RUNNERS = ("committee", "admin", "site_admin")  # run_rounds and configure
+AUTHOR = ("resident",)  # the resident wrote the draft, proposal R and comment RC
+
+
+def _reach(allowed, allowed_outcome, *, visitor, refused=403, unseen=404) -> dict:
+    """Deliberation: `unseen` for those who may not read the community (non-members,
+    applicants, moderators of a sibling), `refused` for readers without the power."""
+    row = _row(unseen, visitor=visitor, **dict.fromkeys(READERS, refused))
+    row.update(dict.fromkeys(allowed, allowed_outcome))
+    return row
+
 
 # (endpoint, method) -> actor -> outcome. GET outcomes: a status code, LOGIN or HOME.
 # POST outcomes: 401 / 403 / HOME (refused, nothing written) or OK.
@@ -92,21 +114,85 @@ POLICY: dict[tuple[str, str], dict[str, object]] = {
     ("community.roll", "GET"): _staff(403, ROLL_KEEPERS, 200, LOGIN),
     ("community.roll", "POST"): _staff(403, ROLL_KEEPERS, OK, 401),
     ("community.issue_invites", "POST"): _staff(403, ROLL_KEEPERS, OK, 401),
+    # --- deliberation: community pages (403 for those who may not read the community)
+    ("deliberation.proposals", "GET"): _reach(READERS, 200, visitor=LOGIN, unseen=403),
+    ("deliberation.new_proposal", "GET"): _reach(PARTICIPANTS, 200, visitor=LOGIN, unseen=403),
+    ("deliberation.new_proposal", "POST"): _reach(PARTICIPANTS, OK, visitor=401, unseen=403),
+    ("deliberation.moderation_log", "GET"): _reach(READERS, 200, visitor=LOGIN, unseen=403),
+    ("deliberation.moderation_queue", "GET"): _reach(MODERATORS, 200, visitor=LOGIN, unseen=403),
+    ("deliberation.suspend", "GET"): _reach(MODERATORS, 200, visitor=LOGIN, unseen=403),
+    ("deliberation.suspend", "POST"): _reach(MODERATORS, OK, visitor=401, unseen=403),
+    ("deliberation.dismiss", "POST"): _reach(MODERATORS, OK, visitor=401, unseen=403),
+    ("deliberation.settings", "GET"): _reach(RUNNERS, 200, visitor=LOGIN, unseen=403),
+    ("deliberation.settings", "POST"): _reach(RUNNERS, OK, visitor=401, unseen=403),
+    # categories are part of the settings ("configure" in community/permissions.py)
+    ("deliberation.add_category", "POST"): _reach(RUNNERS, OK, visitor=401, unseen=403),
+    # --- deliberation: proposals, comments, photos (404 for those who may not see them)
+    ("deliberation.proposal_page", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("deliberation.photo:full", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("deliberation.photo:thumb", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("deliberation.report:proposal", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("deliberation.report:proposal", "POST"): _reach(READERS, OK, visitor=401),
+    ("deliberation.report:comment", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("deliberation.report:comment", "POST"): _reach(READERS, OK, visitor=401),
+    ("deliberation.follow", "POST"): _reach(READERS, OK, visitor=401),
+    ("deliberation.support", "POST"): _reach(PARTICIPANTS, OK, visitor=401),
+    ("deliberation.post_comment", "POST"): _reach(PARTICIPANTS, OK, visitor=401),
+    ("deliberation.helpful", "POST"): _reach(PARTICIPANTS, OK, visitor=401),
+    ("deliberation.schedule", "POST"): _reach(RUNNERS, OK, visitor=401),
+    ("deliberation.close", "POST"): _reach(RUNNERS, OK, visitor=401),
+    ("deliberation.moderate:proposal", "POST"): _reach(MODERATORS, OK, visitor=401),
+    ("deliberation.moderate:comment", "POST"): _reach(MODERATORS, OK, visitor=401),
+    ("deliberation.lock", "POST"): _reach(MODERATORS, OK, visitor=401),
+    # --- deliberation: the author's own (a draft is seen by nobody else: 404)
+    ("deliberation.publish", "POST"): _reach(AUTHOR, OK, visitor=401, refused=404),
+    ("deliberation.edit_proposal", "GET"): _reach(AUTHOR, 200, visitor=LOGIN),
+    ("deliberation.edit_proposal", "POST"): _reach(AUTHOR, OK, visitor=401),
+    ("deliberation.withdraw", "POST"): _reach(AUTHOR, OK, visitor=401),
+    ("deliberation.edit_comment", "GET"): _reach(AUTHOR, 200, visitor=LOGIN),
+    ("deliberation.edit_comment", "POST"): _reach(AUTHOR, OK, visitor=401),
+    ("deliberation.delete_comment", "POST"): _reach(AUTHOR, OK, visitor=401),
+    # --- deliberation: one's own notifications
+    ("deliberation.notifications", "GET"): _row(200, visitor=LOGIN),
+    ("deliberation.read_notifications", "POST"): _row(OK, visitor=401),
+}
+
+# Endpoints with several URL rules: one POLICY entry per rule, `endpoint:variant`.
+RULE_VARIANTS = {
+    "/p/<int:proposal_id>/<any(hide, restore):action>": "proposal",
+    "/comments/<int:comment_id>/<any(hide, restore):action>": "comment",
+    "/p/<int:proposal_id>/report": "proposal",
+    "/comments/<int:comment_id>/report": "comment",
+    "/photos/<name>": "full",
+    "/photos/<name>/thumb": "thumb",
 }
 
 GET_ENDPOINTS = sorted(e for e, m in POLICY if m == "GET")
 POST_ENDPOINTS = sorted(e for e, m in POLICY if m == "POST")
 
 
+def route_name(app, rule) -> str:
+    """The endpoint, or `endpoint:variant` when the endpoint has several rules (an
+    unnamed rule shows up as `endpoint:<rule>` so the coverage test names it)."""
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint == rule.endpoint]
+    if len(rules) == 1:
+        return rule.endpoint
+    return f"{rule.endpoint}:{RULE_VARIANTS.get(rule.rule, rule.rule)}"
+
+
 def app_routes(app) -> set[tuple[str, str]]:
-    """Every (endpoint, method) the application answers, except static files."""
+    """Every (route, method) the application answers, except static files."""
     found = set()
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
         for method in rule.methods - {"HEAD", "OPTIONS"}:
-            found.add((rule.endpoint, method))
+            found.add((route_name(app, rule), method))
     return found
+
+
+def rule_of(app, route: str):
+    return next(r for r in app.url_map.iter_rules() if route_name(app, r) == route)
 
 
 # ---------------------------------------------------------------- the world under test
@@ -122,10 +208,42 @@ def membership_id(db, user, community) -> int:
     )
 
 
-def build_world(db, make_community, make_member, make_user) -> SimpleNamespace:
+def tiny_jpeg(color: str = "orange") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (12, 8), color).save(out, "JPEG")
+    return out.getvalue()
+
+
+def upload_dir() -> Path:
+    configured = current_app.config.get("UPLOAD_DIR")
+    assert configured, "the test app needs UPLOAD_DIR (see the app_config fixture)"
+    return Path(configured)
+
+
+@pytest.fixture
+def app_config(app_config, tmp_path):
+    """Photos of the world go to a directory of this test."""
+    return {**app_config, "UPLOAD_DIR": str(tmp_path / "uploads")}
+
+
+def needs_deliberation(request) -> bool:
+    """Deliberation objects cost a few hundred queries: tests of a community route (a
+    matrix row of a non-deliberation endpoint) and those a module lists in its
+    WITHOUT_DELIBERATION do without them."""
+    callspec = getattr(request.node, "callspec", None)
+    endpoint = callspec.params.get("endpoint") if callspec else None
+    if isinstance(endpoint, str):
+        return endpoint.startswith("deliberation.")
+    return request.node.originalname not in getattr(request.module, "WITHOUT_DELIBERATION", ())
+
+
+def build_world(
+    db, make_community, make_member, make_user, deliberation: bool = True
+) -> SimpleNamespace:
     """Community A ("Sunny Garden", the one under test) and its sibling B ("Maple Court"),
     both compounds inside P ("Riverside"), with one user per actor, a pending applicant and
-    a verified target in A, private data in B, and a voter roll in A with one invitation."""
+    a verified target in A, private data in B, and a voter roll in A with one invitation.
+    Deliberation in A and B: see `add_deliberation`."""
     from community import services
     from community.models import RollEntry
 
@@ -136,6 +254,7 @@ def build_world(db, make_community, make_member, make_user) -> SimpleNamespace:
         "non_member": make_user(),
         "pending": make_member(a, status="pending"),
         "resident": make_member(a),
+        "suspended": make_member(a),
         "other_moderator": make_member(b, role="moderator"),
         "moderator": make_member(a, role="moderator"),
         "committee": make_member(a, role="committee"),
@@ -163,7 +282,7 @@ def build_world(db, make_community, make_member, make_user) -> SimpleNamespace:
     )
     [(_entry, code)] = services.issue_invites(None, a, [first.id])
     db.session.commit()
-    return SimpleNamespace(
+    world = SimpleNamespace(
         parent=parent,
         a=a,
         b=b,
@@ -179,7 +298,7 @@ def build_world(db, make_community, make_member, make_user) -> SimpleNamespace:
         b_resident_id=membership_id(db, b_resident, b),
         invite_code=code,
         # Text that only B's committee may see.
-        b_secrets=(
+        b_secrets=[
             "Bertha Hidden",
             "Boris Concealed",
             "Maple Secret 7",
@@ -187,13 +306,143 @@ def build_world(db, make_community, make_member, make_user) -> SimpleNamespace:
             "Bianca Private",
             b_applicant.phone,
             b_resident.phone,
-        ),
+        ],
     )
+    if deliberation:
+        add_deliberation(db, world, make_member)
+    return world
+
+
+B_PROPOSAL_TITLE = "Maple Secret rooftop garden"
+B_PROPOSAL_BODY = "Maple Secret plan: the roof of block M3 becomes a garden."
+B_COMMENT = "Maple Secret comment: the roof cannot carry the soil."
+B_REPORT = "Maple Secret report reason"
+B_MODERATION = "Maple Secret moderation reason"
+B_PHOTO_NAME = "maple-secret-roof.jpg"
+
+
+def add_deliberation(db, world, make_member) -> None:
+    """In A: proposal P (collecting support, with a photo) and Q (in deliberation) by
+    another resident ("author"), with the author's comment C and the resident's comment RC
+    on P and the resident's report of C; the resident's draft D and published proposal R;
+    the suspended actor's suspension. A needs 50 supporters, so support never moves P on.
+    In B: proposal PB with a photo, comments CB and a hidden one, and a report RB, all
+    carrying text that must never reach A's members. Everybody has unread notifications."""
+    from community.models import Membership, utcnow
+    from deliberation import photos, services
+    from deliberation.models import DeliberationSettings, Photo
+
+    def draft(title: str, body: str, category: str = "facilities", cost=None):
+        return services.ProposalDraft(title, body, category, cost)
+
+    def photo(color: str, name: str):
+        return [(photos.prepare_photo(tiny_jpeg(color)), name)]
+
+    users, a, b = world.users, world.a, world.b
+    resident = users["resident"]
+    author = make_member(world.a, name="Auntie Author")
+    db.session.add(
+        DeliberationSettings(
+            community_id=a.id, support_threshold=50, support_percent=None, support_window_days=30
+        )
+    )
+    db.session.flush()
+    p = services.submit_proposal(
+        author,
+        a,
+        draft(
+            "Repair the lamp by gate 2",
+            "The lamp by **gate 2** has been dark for a month.",
+            cost="300",
+        ),
+        publish=True,
+        photos=photo("orange", "lamp.jpg"),
+        upload_dir=upload_dir(),
+    )
+    q = services.submit_proposal(
+        author, a, draft("Paint the fence", "The fence is rusty."), publish=True
+    )
+    services.change_status(q, "deliberation")
+    c = services.post_comment(author, p, "It gets dark at six in winter.", "for")
+    rc = services.post_comment(resident, p, "Who pays for the repair?", "question")
+    report = services.report(resident, p, "The comment shouts at people.", c)
+    d = services.submit_proposal(
+        resident, a, draft("Bike shed (draft)", "A shed for twenty bikes."), publish=False
+    )
+    r = services.submit_proposal(
+        resident,
+        a,
+        draft("Quiet hours sign", "A sign about quiet hours after 22:00."),
+        publish=True,
+    )
+    suspended = db.session.scalar(
+        select(Membership).where(
+            Membership.user_id == users["suspended"].id, Membership.community_id == a.id
+        )
+    )
+    said = services.post_comment(users["suspended"], p, "Before the suspension.", "against")
+    services.suspend_member(users["moderator"], suspended, 7, "Shouted at the neighbours.")
+
+    other_moderator = users["other_moderator"]
+    pb = services.submit_proposal(
+        world.b_resident,
+        b,
+        draft(B_PROPOSAL_TITLE, B_PROPOSAL_BODY),
+        publish=True,
+        photos=photo("green", B_PHOTO_NAME),
+        upload_dir=upload_dir(),
+    )
+    cb = services.post_comment(world.b_resident, pb, B_COMMENT, "against")
+    hidden_b = services.post_comment(world.b_resident, pb, "A rude remark", "against")
+    services.hide_comment(other_moderator, hidden_b, B_MODERATION)
+    rb = services.report(other_moderator, pb, B_REPORT, cb)
+    services.notify([u.id for u in users.values()], "status_changed")
+    db.session.commit()
+
+    def stored_name(proposal) -> str:
+        return db.session.scalar(select(Photo.stored_name).where(Photo.proposal_id == proposal.id))
+
+    world.author = author
+    world.p_id, world.q_id, world.d_id, world.r_id = p.id, q.id, d.id, r.id
+    world.c_id, world.rc_id, world.report_id = c.id, rc.id, report.id
+    world.photo_name = stored_name(p)
+    world.suspended_id, world.suspended_comment_id = suspended.id, said.id
+    world.pb_id, world.cb_id, world.rb_id = pb.id, cb.id, rb.id
+    world.hidden_b_id = hidden_b.id
+    world.b_photo_name = stored_name(pb)
+    world.b_secrets += [B_PROPOSAL_TITLE, B_PROPOSAL_BODY, B_COMMENT, B_REPORT, B_MODERATION]
+    # (Not the photo's stored name: it is in the URL, and pages repeat their own URL.)
+    world.b_secrets += ["Maple Secret", B_PHOTO_NAME]
+    assert (upload_dir() / world.photo_name).is_file()
+    assert (upload_dir() / f"thumb-{world.photo_name}").is_file()
+    assert utcnow() < suspended.suspended_until < utcnow() + timedelta(days=8)
 
 
 @pytest.fixture
-def world(db, make_community, make_member, make_user):
-    return build_world(db, make_community, make_member, make_user)
+def world(request, db, make_community, make_member, make_user):
+    return build_world(
+        db, make_community, make_member, make_user, deliberation=needs_deliberation(request)
+    )
+
+
+# Tests that need no proposals, comments or photos in the world (see needs_deliberation).
+WITHOUT_DELIBERATION = {
+    "test_staff_of_a_cannot_open_pages_of_b",
+    "test_moderator_of_a_cannot_decide_in_b",
+    "test_membership_of_b_through_a_url_is_not_found",
+    "test_role_of_b_member_through_a_url_is_not_found",
+    "test_nonexistent_ids_are_a_friendly_404",
+    "test_resident_cannot_approve_a_join",
+    "test_moderator_of_b_has_no_power_in_a",
+    "test_admin_of_the_parent_reaches_the_child",
+    "test_moderator_of_the_parent_does_not_reach_the_child",
+    "test_admin_of_a_child_has_no_power_over_the_parent",
+    "test_pending_and_rejected_staff_have_no_power",
+    "test_join_ignores_extra_fields",
+    "test_decision_ignores_extra_fields",
+    "test_profile_ignores_extra_fields",
+    "test_register_ignores_extra_fields",
+}
 
 
 def client_factory(app, world, login_as):
@@ -225,12 +474,39 @@ def snapshot(db) -> dict[str, list[str]]:
     return out
 
 
-def path_for(app, endpoint: str, world, **overrides) -> str:
-    """The URL of an endpoint with realistic ids: community A, A's pending membership."""
-    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
-    values = {"community_id": world.a.id, "membership_id": world.pending_id, **overrides}
-    with app.test_request_context():
-        return url_for(endpoint, **{k: v for k, v in values.items() if k in rule.arguments})
+# The object each route acts on: P unless named here (see add_deliberation).
+ROUTE_OBJECTS = {
+    "deliberation.schedule": {"proposal_id": "q_id"},
+    "deliberation.close": {"proposal_id": "q_id"},
+    "deliberation.publish": {"proposal_id": "d_id"},
+    "deliberation.edit_proposal": {"proposal_id": "r_id"},
+    "deliberation.withdraw": {"proposal_id": "r_id"},
+    "deliberation.edit_comment": {"comment_id": "rc_id"},
+    "deliberation.delete_comment": {"comment_id": "rc_id"},
+    "deliberation.suspend": {"membership_id": "target_id"},
+}
+ACTION_OF = {"deliberation.moderate": "hide", "deliberation.lock": "lock"}
+
+
+def path_for(app, route: str, world, **overrides) -> str:
+    """The URL of a route with realistic ids: community A, A's pending membership, P and
+    its comment C, the report of C, P's photo, unless ROUTE_OBJECTS names another."""
+    rule = rule_of(app, route)
+    values = {
+        "community_id": world.a.id,
+        "membership_id": world.pending_id,
+        "proposal_id": getattr(world, "p_id", None),
+        "comment_id": getattr(world, "c_id", None),
+        "report_id": getattr(world, "report_id", None),
+        "name": getattr(world, "photo_name", None),
+        "action": ACTION_OF.get(rule.endpoint),
+    }
+    for key, attribute in ROUTE_OBJECTS.get(rule.endpoint, {}).items():
+        values[key] = getattr(world, attribute)
+    values.update(overrides)
+    built = rule.build({k: v for k, v in values.items() if k in rule.arguments}, False)
+    assert built is not None, (route, values)
+    return built[1]
 
 
 # ---------------------------------------------------------------- POST requests
@@ -297,7 +573,54 @@ def post_request(endpoint: str, app, world, actor: str) -> Req:
         return Req(path(endpoint), {"language": "en", "next": "/"}, writes=user is not None)
     if endpoint == "community.set_text_size":
         return Req(path(endpoint), {"size": "large", "next": "/"}, writes=user is not None)
+    deliberation = deliberation_request(endpoint, actor)
+    if deliberation is not None:
+        data, extra = deliberation
+        return Req(path(endpoint), data, **extra)
     raise AssertionError(f"no POST request written for {endpoint}: add one")
+
+
+def deliberation_request(route: str, actor: str) -> tuple[dict, dict] | None:
+    """Form data (and Req options) of a valid deliberation POST."""
+    reason = {"reason": f"Reason given by {actor}: off topic."}
+    proposal = {
+        "title": f"Benches by the pond ({actor})",
+        "body": "Two benches by the pond, *in the shade*.",
+        "category": "facilities",
+        "estimated_cost": "1,200",
+    }
+    requests = {
+        "deliberation.new_proposal": {
+            **proposal,
+            "action": "publish",
+            "photos": (io.BytesIO(tiny_jpeg("navy")), "pond.jpg"),
+        },
+        "deliberation.edit_proposal": {**proposal, "action": ""},
+        "deliberation.publish": {},
+        "deliberation.withdraw": reason,
+        "deliberation.support": {},
+        "deliberation.follow": {"action": "unfollow"},  # the resident follows P already
+        "deliberation.schedule": {},
+        "deliberation.close": reason,
+        "deliberation.post_comment": {"stance": "for", "body": f"Good idea, says {actor}."},
+        "deliberation.edit_comment": {"body": "Who pays for the repair, and when?"},
+        "deliberation.delete_comment": {},
+        "deliberation.helpful": {},
+        "deliberation.report:proposal": reason,
+        "deliberation.report:comment": reason,
+        "deliberation.moderate:proposal": reason,
+        "deliberation.moderate:comment": reason,
+        "deliberation.lock": reason,
+        "deliberation.dismiss": reason,
+        "deliberation.suspend": {"days": "7", **reason},
+        "deliberation.read_notifications": {},
+        "deliberation.settings": {"mode": "number", "threshold": "40", "window_days": "21"},
+    }
+    if route == "deliberation.add_category":
+        return {"cat-name": f"Parking {actor}"}, {"token_field": "cat-csrf_token"}
+    if route in requests:
+        return requests[route], {}
+    return None
 
 
 def page_token(client) -> str:
@@ -499,6 +822,239 @@ def test_nonexistent_ids_are_a_friendly_404(db, world, clients, method, path):
     body = response.get_data(as_text=True)
     assert "Page not found" in body or "找不到页面" in body
     assert snapshot(db) == before
+
+
+# ---------------------------------------------------------------- T27: deliberation of B
+
+B_REASON = {"reason": "Walking ids from Sunny Garden."}
+
+
+def b_walks(world) -> list[tuple[str, str, dict, str]]:
+    """(method, path, form data, CSRF field) of every deliberation URL naming B's objects,
+    or B's members through A's URL."""
+    pb, cb, hidden = f"/p/{world.pb_id}", f"/comments/{world.cb_id}", world.hidden_b_id
+    b, a, member = f"/c/{world.b.id}", f"/c/{world.a.id}", world.b_resident_id
+    proposal = {"title": "Taken over", "body": "Taken over.", "category": "other"}
+    gets = [
+        pb,
+        f"{pb}/edit",
+        f"{pb}/report",
+        f"{cb}/edit",
+        f"{cb}/report",
+        f"/photos/{world.b_photo_name}",
+        f"/photos/{world.b_photo_name}/thumb",
+        f"{b}/proposals",
+        f"{b}/proposals?q=maple",
+        f"{b}/proposals/new",
+        f"{b}/moderation",
+        f"{b}/moderation-log",
+        f"{b}/settings",
+        f"{b}/members/{member}/suspend",
+        f"{a}/members/{member}/suspend",
+    ]
+    posts = [
+        (f"{pb}/support", {}),
+        (f"{pb}/comments", {"stance": "for", "body": "Walking in."}),
+        (f"{pb}/comments", {"stance": "for", "body": "A reply.", "parent_id": str(world.cb_id)}),
+        (
+            f"/p/{world.p_id}/comments",
+            {"stance": "for", "body": "x", "parent_id": str(world.cb_id)},
+        ),
+        (f"{pb}/follow", {}),
+        (f"{pb}/report", B_REASON),
+        (f"{pb}/hide", B_REASON),
+        (f"{pb}/lock", B_REASON),
+        (f"{pb}/schedule", {}),
+        (f"{pb}/close", B_REASON),
+        (f"{pb}/withdraw", B_REASON),
+        (f"{pb}/publish", {}),
+        (f"{pb}/edit", proposal),
+        (f"{cb}/hide", B_REASON),
+        (f"/comments/{hidden}/restore", B_REASON),
+        (f"{cb}/helpful", {}),
+        (f"{cb}/report", B_REASON),
+        (f"{cb}/edit", {"body": "Taken over."}),
+        (f"{cb}/delete", {}),
+        (f"/reports/{world.rb_id}/dismiss", B_REASON),
+        (f"{b}/members/{member}/suspend", {"days": "30", **B_REASON}),
+        (f"{a}/members/{member}/suspend", {"days": "30", **B_REASON}),
+        (f"{b}/settings", {"mode": "number", "threshold": "1", "window_days": "1"}),
+        (f"{b}/proposals/new", proposal),
+    ]
+    walks = [("GET", path, {}, "") for path in gets]
+    walks += [("POST", path, data, "csrf_token") for path, data in posts]
+    walks.append(("POST", f"{b}/categories", {"cat-name": "Walked in"}, "cat-csrf_token"))
+    return walks
+
+
+@pytest.mark.parametrize("actor", ["resident", "moderator", "committee", "admin"])
+def test_members_of_a_cannot_reach_deliberation_of_b(db, world, clients, actor):
+    """Every power the actor has in A (reading, moderating, running rounds, configuring,
+    administering) stops at B: 404 for B's objects, 403 for B's pages, nothing of B shown,
+    nothing written. htmx requests are refused the same way."""
+    client = clients(actor)
+    before = snapshot(db)
+    problems = []
+    for method, path, data, token_field in b_walks(world):
+        for headers in ({}, {"HX-Request": "true"}):
+            if method == "GET":
+                response = client.get(path, headers=headers)
+            else:
+                req = Req(path, dict(data), token_field=token_field)
+                response = send(client, req, headers=headers)
+            body = response.get_data(as_text=True)
+            where = f"{method} {path} {'(htmx)' if headers else ''}"
+            if response.status_code not in (403, 404):
+                problems.append(f"{where}: {response.status_code}")
+            leaked = [secret for secret in world.b_secrets if secret in body]
+            if leaked:
+                problems.append(f"{where}: shows {leaked}")
+            if "Traceback" in body:
+                problems.append(f"{where}: traceback")
+            if method == "POST" and snapshot(db) != before:
+                problems.append(f"{where}: changed the database")
+                before = snapshot(db)
+    # A's own pages (lists, queue, log, notifications) do not mention B's content either.
+    a = f"/c/{world.a.id}"
+    for path in (
+        f"{a}/proposals",
+        f"{a}/proposals?q=maple",
+        f"{a}/moderation",
+        f"{a}/moderation-log",
+        f"{a}/settings",
+        f"/p/{world.p_id}",
+        "/notifications",
+        "/",
+        a,
+    ):
+        body = client.get(path).get_data(as_text=True)
+        leaked = [secret for secret in world.b_secrets if secret in body]
+        if leaked:
+            problems.append(f"GET {path}: shows {leaked}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("actor", ["resident", "moderator", "admin"])
+def test_lists_of_the_shared_parent_show_nothing_of_the_sibling(world, clients, actor):
+    """A's members may read the parent's pages (an ancestor), but B's proposals are not
+    theirs to read: the parent's list and search must not name them."""
+    client = clients(actor)
+    for query in ("", "?q=maple", "?q=rooftop&sort=discussed", "?status=collecting"):
+        path = f"/c/{world.parent.id}/proposals{query}"
+        response = client.get(path)
+        body = response.get_data(as_text=True)
+        assert response.status_code == 200, (path, response.status_code)
+        leaked = [secret for secret in world.b_secrets if secret in body]
+        assert not leaked, (path, leaked)
+        assert f"/p/{world.pb_id}" not in body, path
+
+
+def test_the_branch_reads_proposals_and_nobody_else(
+    db, world, make_community, make_member, login_as
+):
+    """Readers of a proposal: verified members of its community, of one above it or of one
+    inside it. A member of the parent reads A's and B's; a member of a building inside A
+    reads A's, not B's."""
+    building = make_community("Building 9", "building", parent=world.a)
+    from_parent = login_as(make_member(world.parent, name="Parent Resident"))
+    from_building = login_as(make_member(building, name="Building Resident"))
+    p, pb = f"/p/{world.p_id}", f"/p/{world.pb_id}"
+    assert from_parent.get(p).status_code == 200
+    assert from_parent.get(pb).status_code == 200
+    assert from_parent.get(f"/photos/{world.b_photo_name}").status_code == 200
+    assert from_building.get(p).status_code == 200
+    assert from_building.get(f"/photos/{world.photo_name}/thumb").status_code == 200
+    response = from_building.get(pb)
+    assert_friendly_error(response, 404)
+    assert B_PROPOSAL_TITLE not in response.get_data(as_text=True)
+    assert from_building.get(f"/photos/{world.b_photo_name}").status_code == 404
+    # The draft stays its author's, whoever reads the branch.
+    for client in (from_parent, from_building):
+        assert client.get(f"/p/{world.d_id}").status_code == 404
+
+
+def test_nobody_but_the_author_sees_a_draft_or_its_photo(db, world, clients):
+    from deliberation import photos, services
+    from deliberation.models import Photo
+
+    draft = services.submit_proposal(
+        world.users["resident"],
+        world.a,
+        services.ProposalDraft("Bike shed roof (draft)", "Shed roof.", "facilities"),
+        publish=False,
+        photos=[(photos.prepare_photo(tiny_jpeg("red")), "shed.jpg")],
+        upload_dir=upload_dir(),
+    )
+    db.session.commit()
+    name = db.session.scalar(select(Photo.stored_name).where(Photo.proposal_id == draft.id))
+    for path in (f"/p/{draft.id}", f"/photos/{name}", f"/photos/{name}/thumb"):
+        assert clients("resident").get(path).status_code == 200, path
+    for actor in ("moderator", "committee", "admin", "site_admin", "non_member"):
+        client = clients(actor)
+        for path in (f"/p/{draft.id}", f"/p/{draft.id}/edit", f"/photos/{name}"):
+            response = client.get(path)
+            assert response.status_code == 404, (actor, path, response.status_code)
+            assert "Bike shed" not in response.get_data(as_text=True)
+        listed = client.get(f"/c/{world.a.id}/proposals").get_data(as_text=True)
+        assert "Bike shed" not in listed, actor
+
+
+# ---------------------------------------------------------------- T29: moderation
+
+
+def test_moderators_never_moderate_their_own_content(db, world, clients):
+    from deliberation import services
+    from deliberation.models import Proposal
+
+    moderator, admin = world.users["moderator"], world.users["admin"]
+    own = services.submit_proposal(
+        moderator,
+        world.a,
+        services.ProposalDraft("Moderator's own idea", "Plant trees.", "environment"),
+        publish=True,
+    )
+    proposal = db.session.get(Proposal, world.p_id)
+    comment = services.post_comment(admin, proposal, "The admin's own comment.", "neutral")
+    db.session.commit()
+    clients("moderator"), clients("admin")  # log in before the snapshot
+    before = snapshot(db)
+    for actor, path in [
+        ("moderator", f"/p/{own.id}/hide"),
+        ("moderator", f"/p/{own.id}/lock"),
+        ("admin", f"/comments/{comment.id}/hide"),
+    ]:
+        response = send(clients(actor), Req(path, {"reason": "Mine."}))
+        assert_friendly_error(response, 403)
+        assert snapshot(db) == before, (actor, path)
+    # ... while the other one may.
+    response = send(clients("admin"), Req(f"/p/{own.id}/hide", {"reason": "Off topic."}))
+    assert response.status_code == 302, response.get_data(as_text=True)[:1500]
+    assert snapshot(db) != before
+
+
+def test_suspended_member_reads_but_does_not_write(db, world, clients):
+    """A suspension stops writing (proposing, supporting, commenting, helpful marks, editing
+    one's own comment) in the suspending community; reading goes on."""
+    client = clients("suspended")
+    for path in (f"/p/{world.p_id}", f"/c/{world.a.id}/proposals", "/notifications"):
+        assert client.get(path).status_code == 200, path
+    new_proposal, _options = deliberation_request("deliberation.new_proposal", "suspended")
+    before = snapshot(db)
+    problems = []
+    for path, data in [
+        (f"/c/{world.a.id}/proposals/new", new_proposal),
+        (f"/p/{world.p_id}/support", {}),
+        (f"/p/{world.p_id}/comments", {"stance": "against", "body": "Still here."}),
+        (f"/comments/{world.c_id}/helpful", {}),
+        (f"/comments/{world.suspended_comment_id}/edit", {"body": "Changed while suspended."}),
+    ]:
+        response = send(client, Req(path, data))
+        if response.status_code != 403:
+            problems.append(f"{path}: {response.status_code}")
+        if snapshot(db) != before:
+            problems.append(f"{path}: changed the database")
+            before = snapshot(db)
+    assert not problems, "\n".join(problems)
 
 
 # ================================================================ role reach

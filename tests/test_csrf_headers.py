@@ -25,6 +25,7 @@ from tests.test_authorization import (
     build_world,
     client_factory,
     first_allowed,
+    needs_deliberation,
     page_token,
     path_for,
     post_request,
@@ -34,13 +35,32 @@ from tests.test_authorization import (
 
 
 @pytest.fixture
-def world(db, make_community, make_member, make_user):
-    return build_world(db, make_community, make_member, make_user)
+def app_config(app_config, tmp_path):
+    """Photos of the world go to a directory of this test."""
+    return {**app_config, "UPLOAD_DIR": str(tmp_path / "uploads")}
+
+
+@pytest.fixture
+def world(request, db, make_community, make_member, make_user):
+    return build_world(
+        db, make_community, make_member, make_user, deliberation=needs_deliberation(request)
+    )
 
 
 @pytest.fixture
 def clients(app, world, login_as):
     return client_factory(app, world, login_as)
+
+
+# Tests that need no proposals, comments or photos in the world (see needs_deliberation).
+WITHOUT_DELIBERATION = {
+    "test_token_in_query_string_is_not_accepted",
+    "test_htmx_header_token_decides_and_returns_a_fragment",
+    "test_htmx_decision_error_is_a_fragment",
+    "test_htmx_request_without_token_gets_an_error_fragment",
+    "test_header_token_of_another_session_is_refused",
+    "test_pages_refuse_to_be_framed",
+}
 
 
 CSRF_MESSAGES = (
@@ -196,9 +216,40 @@ def test_header_token_of_another_session_is_refused(db, world, clients):
     assert snapshot(db) == before
 
 
+@pytest.mark.parametrize("action", ["support", "comment", "helpful"])
+def test_htmx_deliberation_posts_take_the_header_token_and_answer_fragments(
+    db, world, clients, action
+):
+    client = clients("moderator")
+    page = client.get(f"/p/{world.p_id}").get_data(as_text=True)
+    token = hx_headers_token(page)
+    path, data, marker = {
+        "support": (f"/p/{world.p_id}/support", {}, 'id="support"'),
+        "comment": (
+            f"/p/{world.p_id}/comments",
+            {"stance": "against", "body": "Sent by htmx."},
+            "Sent by htmx.",
+        ),
+        "helpful": (f"/comments/{world.c_id}/helpful", {}, f'id="helpful-{world.c_id}"'),
+    }[action]
+    assert f'hx-post="{path}"' in page
+    before = snapshot(db)
+    refused = client.post(path, data=data, headers={"HX-Request": "true"})
+    assert_csrf_refusal(refused)
+    assert "<html" not in refused.get_data(as_text=True)
+    assert refused.headers.get("HX-Retarget") == "#alerts"
+    assert snapshot(db) == before
+    response = client.post(path, data=data, headers={"X-CSRFToken": token, "HX-Request": "true"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200, body[:1500]
+    assert "<html" not in body and "<body" not in body
+    assert marker in body, body[:1500]
+    assert snapshot(db) != before
+
+
 def test_every_page_carries_the_same_session_token_for_htmx(world, clients):
     client = clients("resident")
-    for path in ("/", "/communities", f"/c/{world.a.id}", "/profile"):
+    for path in ("/", "/communities", f"/c/{world.a.id}", "/profile", f"/p/{world.p_id}"):
         html = client.get(path).get_data(as_text=True)
         assert hx_headers_token(html), path
 
@@ -215,6 +266,24 @@ def test_no_get_route_changes_the_database(app, db, world, clients):
         "/auth/logout",
         f"/c/{world.a.id}/requests/{world.pending_id}",
         "/c/987654",
+        # Deliberation: actions asked for with GET (405), forms with their data in the URL.
+        f"/p/{world.p_id}/support",
+        f"/p/{world.p_id}/hide?reason=spam",
+        f"/p/{world.p_id}/lock?reason=spam",
+        f"/p/{world.q_id}/schedule",
+        f"/p/{world.d_id}/publish",
+        f"/comments/{world.c_id}/helpful",
+        f"/comments/{world.rc_id}/delete",
+        f"/reports/{world.report_id}/dismiss?reason=ok",
+        f"/c/{world.a.id}/categories?cat-name=Parking",
+        "/notifications/read",
+        f"/p/{world.p_id}?action=support&stance=for&body=hello",
+        f"/p/{world.p_id}/report?reason=spam",
+        f"/comments/{world.rc_id}/edit?body=changed",
+        f"/c/{world.a.id}/members/{world.target_id}/suspend?days=30&reason=spam",
+        f"/c/{world.a.id}/settings?mode=number&threshold=1&window_days=1",
+        f"/c/{world.a.id}/proposals/new?title=T&body=B&category=other&action=publish",
+        "/notifications?read=1",
     ]
     for actor in ACTORS:
         client = clients(actor)
@@ -350,6 +419,16 @@ def test_security_headers_on_every_kind_of_response(app, db, world, clients):
             data={"decision": "approve"},
             headers={"X-CSRFToken": token, "HX-Request": "true"},
         ),
+        "deliberation page": resident.get(f"/p/{world.p_id}"),
+        "deliberation fragment": resident.post(
+            f"/p/{world.p_id}/support",
+            headers={"X-CSRFToken": page_token(resident), "HX-Request": "true"},
+        ),
+        "deliberation 404": resident.get(f"/p/{world.pb_id}"),
+        "deliberation 404 htmx": resident.get(f"/p/{world.pb_id}", headers={"HX-Request": "true"}),
+        "deliberation 409": send(clients("committee"), Req(f"/p/{world.p_id}/schedule")),
+        "unseen photo 404": resident.get(f"/photos/{world.b_photo_name}"),
+        "photo for a visitor": visitor.get(f"/photos/{world.photo_name}"),
         "healthz": visitor.get("/healthz"),
         "static css": visitor.get("/static/css/site.css"),
         "static js": visitor.get("/static/vendor/htmx/htmx-2.0.11.min.js"),
@@ -369,6 +448,13 @@ def test_security_headers_on_every_kind_of_response(app, db, world, clients):
         "405 delete": 405,
         "413": 413,
         "htmx fragment": 200,
+        "deliberation page": 200,
+        "deliberation fragment": 200,
+        "deliberation 404": 404,
+        "deliberation 404 htmx": 404,
+        "deliberation 409": 409,
+        "unseen photo 404": 404,
+        "photo for a visitor": 302,
         "healthz": 200,
         "static css": 200,
         "static js": 200,
@@ -383,6 +469,73 @@ def test_security_headers_on_every_kind_of_response(app, db, world, clients):
     assert not problems, "\n".join(problems)
     assert responses["healthz"].is_json
     assert "<html" not in responses["htmx fragment"].get_data(as_text=True)
+
+
+def photo_header_problems(response) -> list[str]:
+    """A photo is no document: its CSP may be `default-src 'none'` (which covers scripts,
+    objects and styles) instead of the pages' policy, but it must still refuse framing
+    (frame-ancestors does not fall back to default-src) and carry the other headers."""
+    problems = []
+    policy = csp(response)
+    header = response.headers.get("Content-Security-Policy", "")
+    if not policy:
+        return ["no Content-Security-Policy"]
+    for bad in ("'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "*"):
+        if any(bad in values for values in policy.values()):
+            problems.append(f"CSP allows {bad}: {header}")
+    if policy.get("default-src") != ["'none'"]:
+        problems.append(f"default-src is {policy.get('default-src')}: {header}")
+    if "sandbox" not in policy:
+        problems.append(f"no sandbox: {header}")
+    if policy.get("frame-ancestors") != ["'none'"]:
+        problems.append(f"frame-ancestors is {policy.get('frame-ancestors')}: {header}")
+    if response.headers.get("X-Content-Type-Options") != "nosniff":
+        problems.append("X-Content-Type-Options is not nosniff")
+    if response.headers.get("X-Frame-Options") != "DENY":
+        problems.append("X-Frame-Options is not DENY")
+    if response.headers.get("Referrer-Policy") not in ("same-origin", "no-referrer"):
+        problems.append(f"Referrer-Policy is {response.headers.get('Referrer-Policy')}")
+    cache = response.headers.get("Cache-Control", "")
+    if "private" not in cache or "public" in cache:
+        problems.append(f"Cache-Control is {cache!r}: a member's photo in a shared cache")
+    if "Cookie" not in response.headers.get("Vary", "") and "private" not in cache:
+        problems.append("cacheable across sessions")
+    if response.headers.get("Content-Disposition") != "inline":
+        problems.append(f"Content-Disposition is {response.headers.get('Content-Disposition')}")
+    if response.headers.get("X-Request-Id") is None:
+        problems.append("no X-Request-Id")
+    return problems
+
+
+@pytest.mark.parametrize("variant", ["", "/thumb"])
+def test_photo_responses_carry_the_security_headers(world, clients, variant):
+    client = clients("resident")
+    path = f"/photos/{world.photo_name}{variant}"
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.mimetype == "image/jpeg"
+    assert response.get_data()[:3] == b"\xff\xd8\xff"
+    problems = [f"200: {p}" for p in photo_header_problems(response)]
+    etag = response.headers.get("ETag")
+    response.close()
+    if etag:  # conditional GET: the 304 carries them too
+        again = client.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 304
+        problems += [f"304: {p}" for p in photo_header_problems(again)]
+        again.close()
+    head = client.head(path)
+    assert head.status_code == 200
+    problems += [f"HEAD: {p}" for p in photo_header_problems(head)]
+    # Refused: an error page with the pages' headers.
+    for label, response in {
+        "unseen": clients("non_member").get(path),
+        "other community": clients("other_moderator").get(path),
+        "nonexistent": client.get(f"/photos/{'0' * 32}.jpg{variant}"),
+    }.items():
+        assert response.status_code == 404, label
+        assert response.mimetype == "text/html", label
+        problems += [f"{label}: {p}" for p in security_header_problems(response)]
+    assert not problems, "\n".join(problems)
 
 
 class InlineCodeFinder(HTMLParser):
@@ -452,6 +605,27 @@ def test_no_page_uses_inline_script_or_style(app, db, world, clients, monkeypatc
         ),
         "invitation slips": send(committee, Req(f"/c/{world.a.id}/roll/invites")),
         "appoint with errors": send(admin, Req(f"/c/{world.a.id}/appoint", {"contact": "x"})),
+        "proposal with errors": send(
+            clients("resident"), Req(f"/c/{world.a.id}/proposals/new", {"title": ""})
+        ),
+        "comment with errors": send(
+            clients("resident"), Req(f"/p/{world.p_id}/comments", {"body": ""})
+        ),
+        "report with errors": send(
+            clients("resident"), Req(f"/comments/{world.c_id}/report", {"reason": ""})
+        ),
+        "settings with errors": send(
+            committee, Req(f"/c/{world.a.id}/settings", {"mode": "number", "window_days": "0"})
+        ),
+        "suspend with errors": send(
+            clients("moderator"),
+            Req(f"/c/{world.a.id}/members/{world.target_id}/suspend", {"days": "999"}),
+        ),
+        "hidden proposal": (
+            send(clients("moderator"), Req(f"/p/{world.p_id}/hide", {"reason": "Off topic."}))
+            and clients("moderator").get(f"/p/{world.p_id}")
+        ),
+        "moderation log with entries": clients("resident").get(f"/c/{world.a.id}/moderation-log"),
         "csrf error": visitor.post("/auth/register", data={}),
         "404": visitor.get("/no/such/page"),
         "403": clients("resident").get(f"/c/{world.a.id}/roll"),

@@ -22,6 +22,7 @@ from tests.test_authorization import (
     build_world,
     client_factory,
     first_allowed,
+    needs_deliberation,
     page_token,
     path_for,
     post_request,
@@ -36,13 +37,40 @@ ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 
 
 @pytest.fixture
-def world(db, make_community, make_member, make_user):
-    return build_world(db, make_community, make_member, make_user)
+def app_config(app_config, tmp_path):
+    """Photos of the world go to a directory of this test."""
+    return {**app_config, "UPLOAD_DIR": str(tmp_path / "uploads")}
+
+
+@pytest.fixture
+def world(request, db, make_community, make_member, make_user):
+    return build_world(
+        db, make_community, make_member, make_user, deliberation=needs_deliberation(request)
+    )
 
 
 @pytest.fixture
 def clients(app, world, login_as):
     return client_factory(app, world, login_as)
+
+
+# Tests that need no proposals, comments or photos in the world (see needs_deliberation).
+WITHOUT_DELIBERATION = {
+    "test_next_only_follows_same_site_paths",
+    "test_next_follows_a_same_site_path",
+    "test_upload_over_max_content_length_is_413",
+    "test_huge_value_in_a_known_field_is_a_4xx",
+    "test_bad_bytes_in_join_unit_are_400",
+    "test_bad_bytes_in_an_optional_field_are_400",
+    "test_bad_bytes_in_query_strings_are_400",
+    "test_nul_in_an_uploaded_roll_is_400",
+    "test_every_error_page_carries_its_request_id",
+    "test_403_is_in_the_member_s_language",
+    "test_csrf_error_is_in_the_browser_s_language",
+    "test_main_pages_render_in_both_languages",
+    "test_language_choice_sets_a_cookie_and_is_used_next",
+    "test_member_language_choice_is_saved_on_the_profile",
+}
 
 
 def count(db, model) -> int:
@@ -84,6 +112,19 @@ def test_query_parameters_are_never_echoed_raw(world, clients, payload):
         ("resident", "/profile", {"next": payload}),
         ("committee", f"/c/{world.a.id}/requests", {"x": payload}),
         ("resident", f"/c/{world.a.id}/requests", {"x": payload}),  # 403 page
+        (
+            "resident",
+            f"/c/{world.a.id}/proposals",
+            {"q": payload, "sort": payload, "category": payload, "page": payload},
+        ),
+        ("resident", f"/c/{world.a.id}/proposals", {"status": payload}),  # 400 page
+        ("resident", f"/c/{world.parent.id}/proposals", {"q": payload}),
+        ("resident", f"/p/{world.p_id}", {"x": payload}),
+        ("resident", f"/p/{world.pb_id}", {"x": payload}),  # 404 page
+        ("resident", f"/comments/{world.c_id}/report", {"reason": payload}),
+        ("moderator", f"/c/{world.a.id}/moderation", {"x": payload}),
+        ("resident", f"/c/{world.a.id}/moderation-log", {"x": payload}),
+        ("resident", "/notifications", {"x": payload}),
     ]
     for actor, path, query in paths:
         response = clients(actor).get(path, query_string=query)
@@ -94,6 +135,25 @@ def test_query_parameters_are_never_echoed_raw(world, clients, payload):
             assert payload not in body, (actor, path)
         assert "49</title>" not in body
         assert not inline_code_problems(body), (actor, path, inline_code_problems(body))
+
+
+def test_search_fragment_never_echoes_raw(world, clients):
+    """The htmx search (hx-target proposal-results) answers a fragment: escaped too."""
+    client = clients("resident")
+    for payload in REFLECTED:
+        response = client.get(
+            f"/c/{world.a.id}/proposals",
+            query_string={"q": payload, "sort": payload},
+            headers={"HX-Request": "true", "HX-Target": "proposal-results"},
+        )
+        body = response.get_data(as_text=True)
+        assert_no_5xx_and_no_trace(response)
+        assert response.status_code == 200, payload
+        assert "<html" not in body
+        assert "<script>alert" not in body
+        if "<" in payload:
+            assert payload not in body
+        assert not inline_code_problems(body), (payload, inline_code_problems(body))
 
 
 def test_login_page_keeps_next_only_as_an_escaped_value(client):
@@ -335,6 +395,20 @@ def test_urlencoded_field_over_max_form_memory_size_is_413(app, db, client):
     assert count(db, User) == users
 
 
+def test_huge_comment_is_refused_and_writes_nothing(app, db, world, clients):
+    client = clients("resident")
+    before = snapshot(db)
+    path = f"/p/{world.p_id}/comments"
+    over_limit = "x" * (app.config["MAX_FORM_MEMORY_SIZE"] + 1)
+    response = send(client, Req(path, {"stance": "for", "body": over_limit}), headers=EN)
+    assert_too_large(response)
+    too_long = "word " * 1001  # over the 5,000 characters of a comment
+    response = send(client, Req(path, {"stance": "for", "body": too_long}), headers=EN)
+    assert_no_5xx_and_no_trace(response)
+    assert response.status_code == 400, response.status_code
+    assert snapshot(db) == before
+
+
 def test_huge_value_in_a_known_field_is_a_4xx(app, db, world, clients):
     from community.models import Membership
 
@@ -414,6 +488,33 @@ def test_bad_bytes_in_query_strings_are_400(world, clients, kind):
         response = clients(actor).get(path)
         assert_no_5xx_and_no_trace(response)
         assert response.status_code == 400, (kind, path, response.status_code)
+
+
+@pytest.mark.parametrize("target", ["comment", "report", "settings"])
+def test_bad_bytes_in_deliberation_forms_are_400(db, world, clients, target):
+    actor, path, fields, bad_field = {
+        "comment": (
+            "resident",
+            f"/p/{world.p_id}/comments",
+            {"stance": "for", "body": "Fine idea"},
+            "body",
+        ),
+        "report": ("resident", f"/comments/{world.c_id}/report", {"reason": "Rude"}, "reason"),
+        "settings": (
+            "committee",
+            f"/c/{world.a.id}/settings",
+            {"mode": "number", "threshold": "5", "window_days": "30"},
+            "mode",
+        ),
+    }[target]
+    client = clients(actor)
+    before = snapshot(db)
+    for kind, bad in BAD_BYTES.items():
+        body = _raw_body(fields, bad_field, bad, page_token(client))
+        response = client.post(path, data=body, content_type=FORM, headers=EN)
+        assert_no_5xx_and_no_trace(response)
+        assert response.status_code == 400, (kind, response.status_code)
+        assert snapshot(db) == before, kind
 
 
 def test_raw_invalid_bytes_are_refused_with_a_clear_400(app, db, client):

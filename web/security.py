@@ -42,7 +42,7 @@ def _strictly_decodable(raw: bytes, max_fields: int) -> bool:
     we refuse such input outright, and count fields of urlencoded bodies too."""
     try:
         parse_qsl(
-            raw.decode("ascii"),
+            raw.decode("utf-8"),
             keep_blank_values=True,
             encoding="utf-8",
             errors="strict",

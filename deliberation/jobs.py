@@ -1,0 +1,14 @@
+"""Scheduled sweeps of deliberation: each a thin call into services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from deliberation import services
+from web.scheduler import register_sweep
+
+
+@register_sweep("expire_proposals", every_seconds=60)
+def expire_proposals(now: datetime) -> int:
+    """Proposals whose support window ended without enough support expire (exactly once)."""
+    return services.expire_due_proposals(now)
