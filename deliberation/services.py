@@ -1094,6 +1094,27 @@ def my_drafts(user: User, community: Community) -> list[Proposal]:
     )
 
 
+@dataclass
+class ProposalNews:
+    """What the home page says about a community's proposals."""
+
+    collecting: int
+    in_deliberation: int
+    new_this_week: int
+
+
+def proposal_news(community: Community) -> ProposalNews:
+    week_ago = utcnow() - timedelta(days=7)
+    collecting, deliberating, new = db.session.execute(
+        select(
+            func.count(Proposal.id).filter(Proposal.status == Status.COLLECTING),
+            func.count(Proposal.id).filter(Proposal.status == Status.DELIBERATION),
+            func.count(Proposal.id).filter(Proposal.published_at >= week_ago),
+        ).where(Proposal.community_id == community.id, Proposal.hidden_at.is_(None))
+    ).one()
+    return ProposalNews(collecting, deliberating, new)
+
+
 def supporters_needed(proposal: Proposal) -> int:
     return max(0, required_support(proposal.community) - proposal.support_count)
 

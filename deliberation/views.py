@@ -129,6 +129,12 @@ def reports_waiting(community) -> int | None:
     return services.reports_waiting(_user(), community)
 
 
+@blueprint.app_template_global("proposal_news")
+def proposal_news(community):
+    """For the home page's community cards."""
+    return services.proposal_news(community)
+
+
 @blueprint.app_template_global("unread_notifications")
 def unread_notifications() -> int:
     return services.unread_count(_user()) if current_user.is_authenticated else 0

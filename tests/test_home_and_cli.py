@@ -160,3 +160,21 @@ def test_a_write_blocked_by_a_held_sqlite_lock_gets_503_not_500(app_config, make
         blocker.close()
     retry = post_form(client, "/settings/text-size", {"size": "large", "next": "/"})
     assert retry.status_code == 302
+
+
+def test_home_tells_what_proposals_are_under_way(make_community, make_member, login_as, db):
+    from deliberation import services as deliberation
+
+    compound = make_community("Sunny Garden")
+    author = make_member(compound)
+    deliberation.submit_proposal(
+        author,
+        compound,
+        deliberation.ProposalDraft("Lift for Building 3", "Many elderly residents.", "facilities"),
+        publish=True,
+    )
+    db.session.commit()
+    page = login_as(author).get("/").get_data(as_text=True)
+    assert "1 proposal is collecting support" in page
+    assert "1 new proposal this week" in page
+    assert f"/c/{compound.id}/proposals" in page
