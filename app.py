@@ -15,7 +15,7 @@ from crypto import passwords
 from web import database
 from web.errors import register_error_handlers
 from web.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
-from web.i18n import HTML_LANG, LANGUAGES, large_text_enabled, select_locale
+from web.i18n import HTML_LANG, LANGUAGES, large_text_enabled, local_time, select_locale
 from web.logs import configure_logging
 from web.security import register_request_guards
 
@@ -140,6 +140,8 @@ def create_app(config: dict | None = None) -> Flask:
     def _remember_user_for_logs():
         if current_user.is_authenticated:
             g.user_id = current_user.id
+
+    app.add_template_filter(local_time, "local_time")
 
     @app.context_processor
     def _layout_values():

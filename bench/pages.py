@@ -940,7 +940,7 @@ class Timing:
 
 def time_page(client, counter: QueryCounter, url: str, requests: int, check=None) -> Timing:
     for _ in range(min(WARM_UP, requests)):
-        client.get(url)
+        _ok(client.get(url), url)
     samples, queries = [], []
     body = b""
     for _ in range(requests):
@@ -949,9 +949,7 @@ def time_page(client, counter: QueryCounter, url: str, requests: int, check=None
         response = client.get(url)
         samples.append((time.perf_counter() - started) * 1000)
         queries.append(counter.count)
-        if response.status_code != 200:
-            raise RuntimeError(f"GET {url} answered {response.status_code}")
-        body = response.data
+        body = _ok(response, url)
     if check is not None:
         check(body.decode("utf-8"))
     return Timing(
@@ -969,12 +967,16 @@ def percentile(samples: list[float], pct: float) -> float:
 
 
 def queries_of(client, counter: QueryCounter, url: str) -> int:
-    client.get(url)
+    _ok(client.get(url), url)
     counter.reset()
-    response = client.get(url)
+    _ok(client.get(url), url)
+    return counter.count
+
+
+def _ok(response, url: str) -> bytes:
     if response.status_code != 200:
         raise RuntimeError(f"GET {url} answered {response.status_code}")
-    return counter.count
+    return response.data
 
 
 def _expect_comments(n: int):

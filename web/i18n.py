@@ -29,3 +29,19 @@ def large_text_enabled() -> bool:
     if current_user and current_user.is_authenticated:
         return bool(current_user.large_text)
     return request.cookies.get(TEXT_SIZE_COOKIE) == "large"
+
+
+def local_time(moment, zone: str | None = None, style: str = "medium", date_only: bool = False):
+    """A UTC moment shown in a community's time zone, in the reader's language."""
+    from zoneinfo import ZoneInfo
+
+    from babel.dates import format_date, format_datetime
+    from flask_babel import get_locale
+
+    if moment is None:
+        return ""
+    tz = ZoneInfo(zone or "Asia/Shanghai")
+    locale = get_locale() or "zh"
+    if date_only:
+        return format_date(moment.astimezone(tz).date(), style, locale=locale)
+    return format_datetime(moment, style, tzinfo=tz, locale=locale)
