@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import html
 import json
 import logging
@@ -14,38 +13,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from community.models import User
-from tests.conftest import PASSWORD, csrf_token, login, post_form
+from tests.conftest import PASSWORD, EnglishClient, csrf_token, login, post_form
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG_MESSAGE = "The phone number/email or the password is wrong."
 TOO_MANY = "Too many attempts. Please wait a minute and try again."
 
 
-class BrowserClient(FlaskClient):
-    """A browser that asks for English pages. Each request runs in a context of its own,
-    as in a server: the test's application context (its `g`, where Flask-Login caches the
-    current user, and its database session) must not leak into requests or between
-    clients. The test's session is committed first, so that it holds no SQLite lock and
-    reads a fresh snapshot afterwards."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
-
-    def open(self, *args, **kwargs):
-        from web.extensions import db
-
-        db.session.commit()  # the test's own reads must not hold SQLite's write lock
-        return contextvars.Context().run(super().open, *args, **kwargs)
-
-
 @pytest.fixture(autouse=True)
 def _browser_like_requests(app):
-    app.test_client_class = BrowserClient
+    app.test_client_class = EnglishClient
 
 
 def text_of(response) -> str:
@@ -513,7 +493,7 @@ def test_the_failed_login_count_is_shared_by_processes_through_redis(
         assert first == [400, 400, 400]
 
         here = create_app(config)
-        here.test_client_class = BrowserClient
+        here.test_client_class = EnglishClient
         client = fresh_client(here, ips[1])
         assert attempt_login(client, phone, "guess 4").status_code == 400
         assert attempt_login(client, phone, "guess 5").status_code == 400

@@ -4,7 +4,6 @@ deactivation, remember-me, cookie flags, and one-time invitation codes
 
 from __future__ import annotations
 
-import contextvars
 import html
 import logging
 import re
@@ -13,40 +12,21 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.http import parse_date
 
 from community import services
 from community.models import Membership, RollEntry, User, utcnow
-from tests.conftest import PASSWORD, csrf_token, login, post_form
+from tests.conftest import PASSWORD, EnglishClient, csrf_token, login, post_form
 
 SESSION = "yishi_session"
 REMEMBER = "yishi_remember"
 INVALID_CODE = "This invitation code is not valid, has expired or was already used."
 
 
-class BrowserClient(FlaskClient):
-    """A browser that asks for English pages. Each request runs in a context of its own,
-    as in a server: the test's application context (its `g`, where Flask-Login caches the
-    current user, and its database session) must not leak into requests or between
-    clients. The test's session is committed first, so that it holds no SQLite lock and
-    reads a fresh snapshot afterwards."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
-
-    def open(self, *args, **kwargs):
-        from web.extensions import db
-
-        db.session.commit()  # the test's own reads must not hold SQLite's write lock
-        return contextvars.Context().run(super().open, *args, **kwargs)
-
-
 @pytest.fixture(autouse=True)
 def _browser_like_requests(app):
-    app.test_client_class = BrowserClient
+    app.test_client_class = EnglishClient
 
 
 def text_of(response) -> str:
@@ -348,7 +328,7 @@ def test_production_cookies_are_host_only_secure_and_httponly(app_config, monkey
 
     monkeypatch.setenv("YISHI_ENV", "production")
     production = create_app(dict(app_config))
-    production.test_client_class = BrowserClient
+    production.test_client_class = EnglishClient
     user = make_user()
     client = production.test_client()
     https = {"base_url": "https://localhost", "headers": {"Referer": "https://localhost/"}}
