@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from community import services as community_services
 from community.models import Community, Membership, User, utcnow
@@ -728,51 +728,108 @@ def mark_helpful(user: User, comment: Comment) -> bool:
     return marked
 
 
+THREAD_PAGE_SIZE = 25  # top-level comments per page, each with all its replies
+
+
 @dataclass
 class Thread:
-    comments: list[Comment]  # in display order (depth-first)
-    counts: dict[str, int]  # stance → number of visible top-level and reply comments
+    comments: list[Comment]  # this page's comments in display order (depth-first)
+    counts: dict[str, int]  # stance → visible comments in the whole discussion
     strongest: dict[str, Comment | None]  # best "for", "against", "question" by helpful marks
     helpful_by_me: set[int]
+    page: int = 1
+    pages: int = 1
 
 
-def thread(proposal: Proposal, viewer: User | None = None) -> Thread:
-    """The whole discussion in a fixed number of queries, whatever its size."""
-    rows = db.session.scalars(
+def _visible_comments(proposal: Proposal):
+    return (
+        Comment.proposal_id == proposal.id,
+        Comment.hidden_at.is_(None),
+        Comment.deleted_at.is_(None),
+    )
+
+
+def thread(proposal: Proposal, viewer: User | None = None, page: int = 1) -> Thread:
+    """One page of the discussion (top-level comments with all their replies), with the
+    counts and strongest comments of the whole discussion: a fixed number of queries and
+    a bounded page, however long the discussion grows."""
+    counts = {s.value: 0 for s in Stance}
+    for stance, number in db.session.execute(
+        select(Comment.stance, func.count(Comment.id))
+        .where(*_visible_comments(proposal))
+        .group_by(Comment.stance)
+    ):
+        counts[stance] = number
+    strongest: dict[str, Comment | None] = {}
+    for stance in (Stance.FOR, Stance.AGAINST, Stance.QUESTION):
+        strongest[stance.value] = db.session.scalar(
+            select(Comment)
+            .options(joinedload(Comment.author))
+            .where(
+                *_visible_comments(proposal), Comment.stance == stance, Comment.helpful_count > 0
+            )
+            .order_by(Comment.helpful_count.desc(), Comment.id)
+            .limit(1)
+        )
+    top_level = (Comment.proposal_id == proposal.id, Comment.parent_id.is_(None))
+    total = db.session.scalar(select(func.count(Comment.id)).where(*top_level))
+    pages = max(1, math.ceil(total / THREAD_PAGE_SIZE))
+    page = min(max(1, page), pages)
+    tops = db.session.scalars(
         select(Comment)
-        .options(selectinload(Comment.author))
-        .where(Comment.proposal_id == proposal.id)
+        .options(joinedload(Comment.author))
+        .where(*top_level)
         .order_by(Comment.created_at, Comment.id)
+        .offset((page - 1) * THREAD_PAGE_SIZE)
+        .limit(THREAD_PAGE_SIZE)
     ).all()
+    rows = list(tops)
+    if tops:
+        # Replies and replies to replies (MAX_REPLY_DEPTH is 2) in one query.
+        top_ids = [c.id for c in tops]
+        first_replies = select(Comment.id).where(Comment.parent_id.in_(top_ids))
+        rows += db.session.scalars(
+            select(Comment)
+            .options(joinedload(Comment.author))
+            .where(Comment.parent_id.in_(top_ids) | Comment.parent_id.in_(first_replies))
+            .order_by(Comment.created_at, Comment.id)
+        ).all()
     children: dict[int | None, list[Comment]] = {}
     for c in rows:
         children.setdefault(c.parent_id, []).append(c)
     ordered: list[Comment] = []
-    stack = list(reversed(children.get(None, [])))
+    stack = list(reversed(tops))
     while stack:
         c = stack.pop()
         ordered.append(c)
         stack.extend(reversed(children.get(c.id, [])))
-    visible = [c for c in rows if not c.is_hidden and not c.is_deleted]
-    counts = {s.value: 0 for s in Stance}
-    for c in visible:
-        counts[c.stance] += 1
-    strongest = {}
-    for stance in (Stance.FOR, Stance.AGAINST, Stance.QUESTION):
-        candidates = [c for c in visible if c.stance == stance and c.helpful_count > 0]
-        strongest[stance.value] = max(
-            candidates, key=lambda c: (c.helpful_count, -c.id), default=None
-        )
     mine: set[int] = set()
-    if viewer is not None and getattr(viewer, "is_authenticated", False) and rows:
+    if viewer is not None and getattr(viewer, "is_authenticated", False) and ordered:
         mine = set(
             db.session.scalars(
-                select(HelpfulMark.comment_id)
-                .join(Comment, Comment.id == HelpfulMark.comment_id)
-                .where(Comment.proposal_id == proposal.id, HelpfulMark.user_id == viewer.id)
+                select(HelpfulMark.comment_id).where(
+                    HelpfulMark.user_id == viewer.id,
+                    HelpfulMark.comment_id.in_([c.id for c in ordered]),
+                )
             )
         )
-    return Thread(ordered, counts, strongest, mine)
+    return Thread(ordered, counts, strongest, mine, page, pages)
+
+
+def thread_page_of(comment: Comment) -> int:
+    """The page of the discussion on which `comment` is shown."""
+    top = comment
+    while top.parent_id is not None:
+        top = db.session.get(Comment, top.parent_id)
+    before = db.session.scalar(
+        select(func.count(Comment.id)).where(
+            Comment.proposal_id == top.proposal_id,
+            Comment.parent_id.is_(None),
+            (Comment.created_at < top.created_at)
+            | ((Comment.created_at == top.created_at) & (Comment.id < top.id)),
+        )
+    )
+    return before // THREAD_PAGE_SIZE + 1
 
 
 # ---------------------------------------------------------------- moderation

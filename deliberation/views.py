@@ -295,13 +295,18 @@ def edit_proposal(proposal_id: int):
     )
 
 
-def _proposal_context(proposal, comment_form=None):
+def _page_argument() -> int:
+    value = request.args.get("page", "1")
+    return int(value) if value.isdigit() and len(value) < 7 else 1
+
+
+def _proposal_context(proposal, comment_form=None, page: int | None = None):
     user = _user()
     community = proposal.community
     return dict(
         proposal=proposal,
         community=community,
-        thread=services.thread(proposal, user),
+        thread=services.thread(proposal, user, page or _page_argument()),
         supported=services.has_supported(user, proposal),
         following=services.is_following(user, proposal),
         needed=services.supporters_needed(proposal),
@@ -326,6 +331,16 @@ def proposal_page(proposal_id: int):
 
 def _back_to(proposal, anchor: str = ""):
     return redirect(url_for("deliberation.proposal_page", proposal_id=proposal.id) + anchor)
+
+
+def _back_to_comment(comment):
+    page = services.thread_page_of(comment)
+    url = url_for(
+        "deliberation.proposal_page",
+        proposal_id=comment.proposal_id,
+        page=page if page > 1 else None,
+    )
+    return redirect(f"{url}#comment-{comment.id}")
 
 
 def _empty_form_or_400():
@@ -447,9 +462,13 @@ def post_comment(proposal_id: int):
     if htmx:
         db.session.refresh(proposal)
         # A fresh, empty form: the one bound to this request would show the text again.
-        context = _proposal_context(proposal, comment_form=CommentForm(formdata=None))
+        context = _proposal_context(
+            proposal,
+            comment_form=CommentForm(formdata=None),
+            page=services.thread_page_of(comment),
+        )
         return render_template("deliberation/_partials/thread.html", **context)
-    return _back_to(proposal, f"#comment-{comment.id}")
+    return _back_to_comment(comment)
 
 
 @blueprint.route("/comments/<int:comment_id>/edit", methods=["GET", "POST"])
@@ -466,7 +485,7 @@ def edit_comment(comment_id: int):
                 "deliberation/comment_edit.html", form, status=error.status, comment=comment
             )
         db.session.commit()
-        return _back_to(comment.proposal, f"#comment-{comment.id}")
+        return _back_to_comment(comment)
     if comment.author_id != _user().id:
         return render_error(403, _("Only the author can change a comment."))
     return render_form("deliberation/comment_edit.html", form, comment=comment)
@@ -480,7 +499,7 @@ def delete_comment(comment_id: int):
     services.delete_comment(_user(), comment)
     db.session.commit()
     flash(_("Your comment is deleted. Replies to it stay in place."), "success")
-    return _back_to(comment.proposal, f"#comment-{comment.id}")
+    return _back_to_comment(comment)
 
 
 @blueprint.post("/comments/<int:comment_id>/helpful")
@@ -491,9 +510,9 @@ def helpful(comment_id: int):
     services.mark_helpful(_user(), comment)
     db.session.commit()
     if htmx:
-        context = _proposal_context(comment.proposal)
+        context = _proposal_context(comment.proposal, page=services.thread_page_of(comment))
         return render_template("deliberation/_partials/helpful.html", comment=comment, **context)
-    return _back_to(comment.proposal, f"#comment-{comment.id}")
+    return _back_to_comment(comment)
 
 
 # ---------------------------------------------------------------- reports and moderation
@@ -512,7 +531,7 @@ def report(proposal_id: int | None = None, comment_id: int | None = None):
         services.report(_user(), proposal, form.reason.data, comment)
         db.session.commit()
         flash(_("Thank you. The neighborhood committee will look at your report."), "success")
-        return _back_to(proposal, f"#comment-{comment.id}" if comment else "")
+        return _back_to_comment(comment) if comment else _back_to(proposal)
     return render_form("deliberation/report.html", form, proposal=proposal, comment=comment)
 
 
@@ -550,7 +569,7 @@ def moderate(action: str, proposal_id: int | None = None, comment_id: int | None
         on_proposal(_user(), proposal, form.reason.data)
     db.session.commit()
     flash(str(done), "success")
-    return _back_to(proposal, f"#comment-{comment.id}" if comment else "")
+    return _back_to_comment(comment) if comment else _back_to(proposal)
 
 
 @blueprint.post("/p/<int:proposal_id>/<any(lock, unlock):action>")
