@@ -73,6 +73,14 @@ def _default_config(app: Flask) -> dict:
         # Bodies: the largest legitimate POST is a proposal with 6 photos of up to 8 MB.
         "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
         "UPLOAD_DIR": None,  # default: instance/uploads
+        # E-mail copies of notifications: SMTP when MAIL_SERVER is set, else the log.
+        "MAIL_SERVER": os.environ.get("MAIL_SERVER"),
+        "MAIL_PORT": int(os.environ.get("MAIL_PORT", "587")),
+        "MAIL_USE_TLS": os.environ.get("MAIL_USE_TLS", "1") != "0",
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME"),
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD"),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "Yishi <no-reply@localhost>"),
+        "SITE_URL": os.environ.get("SITE_URL", "http://127.0.0.1:5000"),
         "MAX_FORM_MEMORY_SIZE": 512 * 1024,
         "MAX_FORM_PARTS": 200,
         "BABEL_DEFAULT_LOCALE": "zh",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from deliberation import services
+from deliberation import mail, services
 from web.scheduler import register_sweep
 
 
@@ -12,3 +12,9 @@ from web.scheduler import register_sweep
 def expire_proposals(now: datetime) -> int:
     """Proposals whose support window ended without enough support expire (exactly once)."""
     return services.expire_due_proposals(now)
+
+
+@register_sweep("email_notifications", every_seconds=30)
+def email_notifications(now: datetime) -> int:
+    """E-mail copies of new notifications to members with an address (or the log)."""
+    return mail.send_notification_emails(now)
