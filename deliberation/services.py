@@ -1174,10 +1174,6 @@ def proposal_news(community: Community) -> ProposalNews:
     return ProposalNews(collecting, deliberating, new)
 
 
-def supporters_needed(proposal: Proposal) -> int:
-    return max(0, required_support(proposal.community) - proposal.support_count)
-
-
 def reports_waiting(actor: User | None, community: Community) -> int | None:
     if not is_moderator(actor, community):
         return None

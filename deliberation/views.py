@@ -303,14 +303,15 @@ def _page_argument() -> int:
 def _proposal_context(proposal, comment_form=None, page: int | None = None):
     user = _user()
     community = proposal.community
+    required = services.required_support(community)
     return dict(
         proposal=proposal,
         community=community,
         thread=services.thread(proposal, user, page or _page_argument()),
         supported=services.has_supported(user, proposal),
         following=services.is_following(user, proposal),
-        needed=services.supporters_needed(proposal),
-        required=services.required_support(community),
+        needed=max(0, required - proposal.support_count),
+        required=required,
         can_participate=community_services.can(user, "participate", community),
         can_moderate=services.is_moderator(user, community),
         can_run_rounds=community_services.can(user, "run_rounds", community),

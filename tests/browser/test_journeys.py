@@ -232,6 +232,7 @@ def test_large_text_switch(page, console):
     body = page.locator("body")
     page.goto("/communities")
     expect(body).not_to_have_class(LARGE)
+    page.wait_for_load_state("load")  # the stylesheet is applied
     normal_size = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
 
     page.get_by_role("button", name="Large text: off").click()
@@ -240,6 +241,7 @@ def test_large_text_switch(page, console):
     expect(page.get_by_role("button", name="Large text: on")).to_have_attribute(
         "aria-pressed", "true"
     )
+    page.wait_for_load_state("load")  # the stylesheet is applied
     assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") > normal_size
 
     page.locator("header nav a[href='/']").first.click()
