@@ -107,8 +107,12 @@ def database_uri(database_template, tmp_path) -> str:
 
 
 @pytest.fixture
-def app_config(database_uri, database_template) -> dict:
-    return _config(database_uri, database_template["instance"])
+def app_config(database_uri, database_template, tmp_path) -> dict:
+    # Uploaded photos go to a folder of this test.
+    return dict(
+        _config(database_uri, database_template["instance"]),
+        UPLOAD_DIR=str(tmp_path / "uploads"),
+    )
 
 
 class IsolatedClient(FlaskClient):

@@ -220,12 +220,6 @@ def upload_dir() -> Path:
     return Path(configured)
 
 
-@pytest.fixture
-def app_config(app_config, tmp_path):
-    """Photos of the world go to a directory of this test."""
-    return {**app_config, "UPLOAD_DIR": str(tmp_path / "uploads")}
-
-
 def needs_deliberation(request) -> bool:
     """Deliberation objects cost a few hundred queries: tests of a community route (a
     matrix row of a non-deliberation endpoint) and those a module lists in its

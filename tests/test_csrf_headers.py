@@ -35,12 +35,6 @@ from tests.test_authorization import (
 
 
 @pytest.fixture
-def app_config(app_config, tmp_path):
-    """Photos of the world go to a directory of this test."""
-    return {**app_config, "UPLOAD_DIR": str(tmp_path / "uploads")}
-
-
-@pytest.fixture
 def world(request, db, make_community, make_member, make_user):
     return build_world(
         db, make_community, make_member, make_user, deliberation=needs_deliberation(request)

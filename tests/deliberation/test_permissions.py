@@ -74,11 +74,6 @@ def expect(allowed, ok, *, readers=403, others=404, visitor=401) -> dict[str, ob
 # ---------------------------------------------------------------- the world
 
 
-@pytest.fixture
-def app_config(app_config, tmp_path):
-    return dict(app_config, UPLOAD_DIR=str(tmp_path / "uploads"))
-
-
 def tiny_jpeg() -> bytes:
     output = BytesIO()
     Image.new("RGB", (40, 30), "orange").save(output, "JPEG")
