@@ -84,6 +84,15 @@ def status_label(status: str) -> str:
     return str(STATUS_LABELS.get(status, status))
 
 
+@blueprint.app_template_filter("money")
+def money(amount) -> str:
+    """¥680000.00 reads better as 680,000 (cents only when there are any)."""
+    from flask_babel import format_decimal
+
+    whole = amount == amount.to_integral_value()
+    return format_decimal(amount, format="#,##0" if whole else "#,##0.00")
+
+
 @blueprint.app_template_filter("stance_label")
 def stance_label(stance: str) -> str:
     return str(STANCE_LABELS.get(stance, stance))

@@ -191,7 +191,7 @@ def test_member_publishes_a_proposal_neighbours_can_read(db, compound, make_memb
     text = page(login_as(make_member(compound)), f"/p/{proposal.id}")
     assert "Repair the lamp at gate 2" in text and "by Li Ayi" in text
     assert "<strong>gate 2</strong>" in text and "<li>buy a lamp</li>" in text
-    assert "Collecting support" in text and "Facilities" in text and "1250.50" in text
+    assert "Collecting support" in text and "Facilities" in text and "1,250.50" in text
 
 
 def test_draft_is_seen_only_by_its_author_until_published(db, compound, make_member, login_as):
