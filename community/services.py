@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from community.identity import (
     BadValue,
@@ -36,6 +35,7 @@ from community.permissions import (
     Role,
 )
 from crypto import codes, passwords
+from web.database import add_unique
 from web.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
 from web.logs import security_event
@@ -119,12 +119,7 @@ def register(
         password_hash=passwords.hash_password(password, cost),
         locale=locale,
     )
-    db.session.add(user)
-    try:
-        db.session.flush()
-    except IntegrityError as error:  # a concurrent registration won the race
-        db.session.rollback()
-        raise AccountExists() from error
+    add_unique(user, AccountExists())  # also when a concurrent registration won the race
     security_event("registered", user_id=user.id)
     return user
 
@@ -356,12 +351,7 @@ def create_community(
         timezone=_zone_or_error(timezone or (parent.timezone if parent else "Asia/Shanghai")),
         description=description,
     )
-    db.session.add(community)
-    try:
-        db.session.flush()
-    except IntegrityError as error:
-        db.session.rollback()
-        raise Conflict(_("A place with this name already exists here.")) from error
+    add_unique(community, Conflict(_("A place with this name already exists here.")))
     community.path = f"{parent.path if parent else '/'}{community.id}/"
     security_event("community_created", community_id=community.id)
     return community
@@ -452,13 +442,9 @@ def request_join(user: User, community: Community, unit: str) -> Membership:
         membership.decided_at = membership.decided_by_id = membership.decision_reason = None
         return membership
     membership = Membership(user=user, community=community, unit=unit, role=Role.RESIDENT)
-    db.session.add(membership)
-    try:
-        db.session.flush()
-    except IntegrityError as error:
-        db.session.rollback()
-        raise Conflict(_("Your request to join is already waiting for a decision.")) from error
-    return membership
+    return add_unique(
+        membership, Conflict(_("Your request to join is already waiting for a decision."))
+    )
 
 
 def get_membership(community: Community, membership_id: int) -> Membership:

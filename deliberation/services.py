@@ -50,6 +50,7 @@ from deliberation.models import (
     Revision,
     Support,
 )
+from web.database import add_unique
 from web.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
 from web.logs import security_event
@@ -152,13 +153,7 @@ def add_category(actor: User, community: Community, name: str) -> CustomCategory
     if not name or len(name) > 40:
         raise InvalidInput(_("Please give the category a name of at most 40 characters."))
     category = CustomCategory(community_id=community.id, name=name)
-    db.session.add(category)
-    try:
-        db.session.flush()
-    except IntegrityError as error:
-        db.session.rollback()
-        raise Conflict(_("This category already exists.")) from error
-    return category
+    return add_unique(category, Conflict(_("This category already exists.")))
 
 
 def _category_or_error(community: Community, value: str) -> str:

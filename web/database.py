@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from web.extensions import db
 
@@ -56,5 +57,13 @@ def read_only():
         write_intent.reset(token)
 
 
-def commit() -> None:
-    db.session.commit()
+def add_unique(row, conflict: Exception):
+    """Add a row whose uniqueness the database guards: when a concurrent (or earlier)
+    write already holds the value, roll back and raise `conflict` (a 409 for the user)."""
+    db.session.add(row)
+    try:
+        db.session.flush()
+    except IntegrityError as error:
+        db.session.rollback()
+        raise conflict from error
+    return row
