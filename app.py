@@ -133,6 +133,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     register_error_handlers(app)
 
+    from ballots import cli as ballots_cli
+    from ballots.views import blueprint as ballots_blueprint
     from community import cli as community_cli
     from community.auth import auth_blueprint, configure_login
     from community.views import blueprint as community_blueprint
@@ -142,7 +144,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(auth_blueprint)
     app.register_blueprint(community_blueprint)
     app.register_blueprint(deliberation_blueprint)
+    app.register_blueprint(ballots_blueprint)
     community_cli.register(app)
+    ballots_cli.register(app)
 
     @app.before_request
     def _remember_user_for_logs():
@@ -173,6 +177,7 @@ def create_app(config: dict | None = None) -> Flask:
         db.session.rollback()
         return {"status": "ok", "database": "ok"}
 
+    import ballots.jobs  # noqa: F401  (registers its sweeps)
     import deliberation.jobs  # noqa: F401  (registers its sweeps)
     from web import scheduler
 

@@ -35,6 +35,9 @@ def _message(notification: Notification) -> EmailMessage:
         if notification.proposal is not None:
             lines.append(notification.proposal.title)
             lines.append(_external_url(notification))
+        elif notification.url:
+            base = current_app.config.get("SITE_URL", "http://127.0.0.1:5000").rstrip("/")
+            lines += [notification.subject or "", base + notification.url]
         lines += ["", _("You can read all your notifications on the site.")]
     message = EmailMessage()
     message["Subject"] = subject

@@ -234,6 +234,10 @@ class Notification(db.Model):
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the e-mail copy was claimed for sending (members with an e-mail address only).
     emailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Notifications about things other packages own (e.g. a voting round): where to go and
+    # what it is called; a site path, never user-controlled.
+    url: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(String(200))
 
     user: Mapped[User] = relationship()
     proposal: Mapped[Proposal | None] = relationship()

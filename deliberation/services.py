@@ -556,13 +556,25 @@ def is_following(user: User | None, proposal: Proposal) -> bool:
     )
 
 
-def notify(user_ids, kind: str, proposal: Proposal | None = None, comment=None) -> int:
+def notify(
+    user_ids,
+    kind: str,
+    proposal: Proposal | None = None,
+    comment=None,
+    *,
+    url: str | None = None,
+    subject: str | None = None,
+) -> int:
+    """Notify members. `url` and `subject` link a notification to something of another
+    package (a voting round): a site path and its title."""
     rows = [
         Notification(
             user_id=uid,
             kind=kind,
             proposal_id=proposal.id if proposal else None,
             comment_id=comment.id if comment else None,
+            url=url,
+            subject=subject[:200] if subject else None,
         )
         for uid in sorted(set(user_ids))
     ]

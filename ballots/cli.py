@@ -1,0 +1,65 @@
+"""`flask ballots verify ROUND`, `flask ballots board ROUND FILE`, `flask ballots sweep`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from ballots import services
+from ballots.models import Round
+from web.extensions import db
+
+
+def _round(round_id: int) -> Round:
+    found = db.session.get(Round, round_id)
+    if found is None:
+        raise click.ClickException(f"There is no round {round_id}.")
+    if found.round_hash is None:
+        raise click.ClickException(f"Round {round_id} has not opened yet: it has no board.")
+    return found
+
+
+def register(app) -> None:
+    group = AppGroup("ballots", help="Voting rounds: verify a board, export it.")
+
+    @group.command("verify")
+    @click.argument("round_id", type=int)
+    def verify_command(round_id: int):
+        """Run the standalone verifier on a round's board in the live database (also while
+        the round is open: then there is no result to compare yet)."""
+        from crypto.verify import verify_board
+
+        document = services.board_document(_round(round_id), released_only=False)
+        report = verify_board(document)
+        for problem in report.problems:
+            click.echo(f"{problem.position}: {problem.reason}", err=True)
+        summary = ", ".join(f"{k}: {v}" for k, v in report.summary.items() if k != "questions")
+        if not report.ok:
+            raise click.ClickException(f"round {round_id}: the board is NOT valid ({summary})")
+        click.echo(f"round {round_id}: the board is valid ({summary})")
+
+    @group.command("board")
+    @click.argument("round_id", type=int)
+    @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+    def board_command(round_id: int, path: Path):
+        """Write a round's board (as published after the close) to PATH."""
+        document = services.board_document(_round(round_id), released_only=False)
+        path.write_text(json.dumps(document, ensure_ascii=True, separators=(",", ":")))
+        click.echo(f"wrote {len(document['entries'])} entries to {path}")
+
+    @group.command("sweep")
+    def sweep_command():
+        """Open, close and finalize every round that is due now (what the scheduler does)."""
+        from ballots import jobs
+        from web.scheduler import find_sweep, run_sweep
+
+        application = current_app._get_current_object()
+        for name in ("open_rounds", "close_rounds", "finalize_rounds", "remind_voters"):
+            click.echo(f"{name}: {run_sweep(application, find_sweep(name))}")
+        jobs  # noqa: B018  (importing registers the sweeps)
+
+    app.cli.add_command(group)
