@@ -145,7 +145,7 @@ def question_results(round_: Round, statement: dict) -> list[QuestionResult]:
         if question["method"] == "yes_no_abstain":
             base = result["counts"]["yes"] + result["counts"]["no"]
         else:
-            base = result["participants"]
+            base = result["participants"] - result["blank"]
         top = max(result["counts"].values(), default=0) or 1
         rows = [
             Row(

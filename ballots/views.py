@@ -26,6 +26,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
+from ballots import demo as _demo  # noqa: F401  (adds a demo round to seed-demo)
 from ballots import results as result_views
 from ballots import services
 from ballots.forms import (
