@@ -122,6 +122,18 @@ def rounds_of(community: Community) -> list[Round]:
     )
 
 
+def rounds_deciding(proposal: Proposal) -> list[Round]:
+    """The rounds with a question on this proposal (for the proposal's page)."""
+    return list(
+        db.session.scalars(
+            select(Round)
+            .join(Question, Question.round_id == Round.id)
+            .where(Question.proposal_id == proposal.id)
+            .order_by(Round.opens_at)
+        )
+    )
+
+
 def can_run(user: User | None, community: Community) -> bool:
     return can(user, "run_rounds", community)
 
@@ -1134,6 +1146,15 @@ def published_result(round_: Round) -> dict:
     if not round_.is_tallied or round_.result is None:
         raise ResultsNotPublished()
     return round_.result_data
+
+
+def result_signature(round_: Round) -> str | None:
+    payload = db.session.scalar(
+        select(BoardEntry.payload).where(
+            BoardEntry.round_id == round_.id, BoardEntry.type == "result"
+        )
+    )
+    return json.loads(payload)["signature"] if payload else None
 
 
 def board_document(round_: Round, released_only: bool = True) -> dict:

@@ -49,6 +49,7 @@ from ballots.models import Round, RoundStatus
 from community.services import can_read, require
 from community.views import load_community
 from crypto import tally
+from deliberation.views import NOTIFICATION_TEXTS
 from web.errors import DomainError, InvalidInput, PermissionDenied
 from web.extensions import db
 from web.forms import options, render_form
@@ -74,6 +75,17 @@ STATUS_LABELS = {
 }
 
 
+# Notifications about rounds are shown by deliberation's notification list.
+NOTIFICATION_TEXTS.update(
+    {
+        "round_reminder": _l("Voting closes within 24 hours and you have not voted yet:"),
+        "round_closed": _l("Voting has closed; the preliminary result is published:"),
+        "round_final": _l("The final result is published:"),
+        "round_annulled": _l("The owners' committee annulled the voting round:"),
+    }
+)
+
+
 @blueprint.app_template_filter("round_status")
 def round_status(status: str) -> str:
     return str(STATUS_LABELS.get(status, status))
@@ -85,7 +97,7 @@ def _round_helpers():
         user = _user()
         return services.open_rounds_for(user) if user else []
 
-    return {"open_rounds_for_me": open_rounds_for_me}
+    return {"open_rounds_for_me": open_rounds_for_me, "votes_on": services.rounds_deciding}
 
 
 def _qr_data_uri(text: str) -> str:
@@ -316,10 +328,9 @@ def _review_page(round_, manifest, answers, nonce, problem=None, status=200):
 
 
 def _ready_to_vote(round_: Round):
-    user = _user()
-    services.voter_of(user, round_)
     if not round_.is_open:
         raise services.RoundClosed() if round_.is_tallied else services.RoundNotOpen()
+    services.voter_of(_user(), round_)
     return round_.manifest_data
 
 
@@ -476,11 +487,7 @@ def results_csv(round_id: int):
 def results_json(round_id: int):
     round_ = load_round(round_id)
     statement = _statement(round_)
-    entry = next(
-        (e for e in services.board_rows(round_) if e.type == "result"),
-        None,
-    )
-    signature = json.loads(entry.payload)["signature"] if entry else None
+    signature = services.result_signature(round_)
     return Response(
         json.dumps(
             result_views.results_json(round_, statement, signature), ensure_ascii=False, indent=1
