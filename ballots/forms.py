@@ -43,7 +43,7 @@ RULE_LABELS = {
     "two_thirds": _l("Two thirds of the votes cast"),
     "three_quarters": _l("Three quarters of the votes cast"),
     "art278_ordinary": _l("Owners' double majority, ordinary matter (Civil Code art. 278)"),
-    "art278_major": _l("Owners' double majority, major matter (Civil Code art. 278)"),
+    "art278_major": _l("Owners' double three quarters, major matter (Civil Code art. 278)"),
 }
 CHANNEL_LABELS = {"paper": _l("Paper ballot"), "proxy": _l("Proxy (written authorization)")}
 QUESTION_SLOTS = 3
@@ -53,7 +53,7 @@ MAX_QUESTION_SLOTS = 10
 class QuestionForm(Form):
     """One question block of the round form; a block without a title is ignored."""
 
-    title = StringField(_l("Question"), validators=[Optional(), Length(max=200), PlainText()])
+    title = StringField(_l("Question text"), validators=[Optional(), Length(max=200), PlainText()])
     method = SelectField(
         _l("How is it answered?"), choices=options(METHOD_LABELS.items()), default="yes_no_abstain"
     )
@@ -62,7 +62,7 @@ class QuestionForm(Form):
         validators=[Optional(), Length(max=4000), PlainText(allow_newlines=True)],
     )
     max_choices = IntegerField(
-        _l("Voters may choose up to (for 'choose up to')"),
+        _l("For “choose up to”: how many options a voter may choose at most"),
         default=1,
         validators=[Optional(), NumberRange(min=1, max=20)],
     )
@@ -70,7 +70,7 @@ class QuestionForm(Form):
         _l("Decision rule"), choices=options(RULE_LABELS.items()), default="simple_majority"
     )
     quorum = DecimalField(
-        _l("Turnout quorum in % of all voters (optional)"),
+        _l("Turnout quorum, in percent of all voters (optional)"),
         places=None,
         validators=[Optional(), NumberRange(min=0, max=100)],
     )
@@ -105,7 +105,7 @@ class RoundForm(FlaskForm):
         validators=[InputRequired(REQUIRED)],
     )
     secrecy = RadioField(
-        _l("Ballot"),
+        _l("Secret or named ballot"),
         choices=options(SECRECY_LABELS.items()),
         default="secret",
         validators=[InputRequired(REQUIRED)],

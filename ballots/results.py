@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from flask_babel import format_decimal
+from flask_babel import format_decimal, pgettext
 from flask_babel import gettext as _
 
 from ballots.forms import METHOD_LABELS, RULE_LABELS
@@ -133,7 +133,9 @@ def verdict(question: dict, electorate: dict, result: dict) -> str:
                     x=percent(figures["participation_needed"]),
                 )
             )
-    return f"{head}: " + "; ".join(str(p) for p in parts) + "."
+    # The punctuation is translated too: Chinese joins with "；" and ends with "。".
+    details = pgettext("list separator", "; ").join(str(p) for p in parts)
+    return _("%(head)s: %(details)s.", head=head, details=details)
 
 
 def question_results(round_: Round, statement: dict) -> list[QuestionResult]:
