@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from enum import StrEnum
+from fractions import Fraction
 
 from sqlalchemy import (
     Boolean,
@@ -138,6 +139,10 @@ class Question(db.Model):
     proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"), index=True)
 
     round: Mapped[Round] = relationship(back_populates="questions")
+
+    @property
+    def quorum(self) -> Fraction | None:
+        return Fraction(self.quorum_num, self.quorum_den) if self.quorum_num else None
 
     @property
     def option_list(self) -> list[dict]:

@@ -138,6 +138,13 @@ def verdict(question: dict, electorate: dict, result: dict) -> str:
     return _("%(head)s: %(details)s.", head=head, details=details)
 
 
+def _share(question: dict, option_id: str, count: int, base: int) -> str:
+    """An option's share of the votes cast; abstentions are not votes for or against."""
+    if question["method"] == "yes_no_abstain" and option_id == "abstain":
+        return "–"
+    return percent(Fraction(count, base) if base else None)
+
+
 def question_results(round_: Round, statement: dict) -> list[QuestionResult]:
     manifest = round_.manifest_data
     electorate = manifest["electorate"]
@@ -155,7 +162,7 @@ def question_results(round_: Round, statement: dict) -> list[QuestionResult]:
                 label=option_label(question, option["id"]),
                 count=result["counts"][option["id"]],
                 weight=result["weights"][option["id"]],
-                share=percent(Fraction(result["counts"][option["id"]], base) if base else None),
+                share=_share(question, option["id"], result["counts"][option["id"]], base),
                 bar=round(BAR_MAX * result["counts"][option["id"]] / top),
                 won=option["id"] in result["winners"],
             )

@@ -44,6 +44,7 @@ from crypto import board, tally, writer
 from deliberation import services as deliberation
 from deliberation.lifecycle import Status as ProposalStatus
 from deliberation.models import Proposal
+from web.database import add_unique
 from web.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
 from web.logs import security_event
@@ -765,9 +766,7 @@ def _register(round_: Round, voter: Voter, key: str, seed: str | None, live) -> 
         custodial=seed is not None,
         board_n=entry.n,
     )
-    db.session.add(credential)
-    db.session.flush()
-    return credential
+    return add_unique(credential, Conflict(_("This ballot key was already used.")))
 
 
 def _record(
@@ -839,10 +838,9 @@ def _record(
         receipt=board.canonical(receipt).decode("ascii"),
         created_at=now,
     )
-    db.session.add(ballot)
     voter.channel = voter.channel or channel.value
     voter.voted_at = now
-    db.session.flush()
+    add_unique(ballot, Conflict(_("This ballot was already cast. Please start again.")))
     security_event("ballot_cast", round_id=round_.id, channel=channel.value)
     return ballot
 
@@ -1022,12 +1020,16 @@ def annul_round(actor: User, round_: Round, reason: str, now: datetime | None = 
     reason = _text(reason, 2000, _("Please give the reason for annulling the round."))
     won = db.session.execute(
         update(Round)
-        .where(Round.id == round_.id, Round.status == RoundStatus.CLOSED)
+        .where(
+            Round.id == round_.id,
+            Round.status == RoundStatus.CLOSED,
+            Round.objections_until > now,
+        )
         .values(status=RoundStatus.ANNULLED.value, final_at=now, annul_reason=reason)
         .execution_options(synchronize_session=False)
     ).rowcount
     if won != 1:
-        raise Conflict(_("Only a closed round whose result is not final yet can be annulled."))
+        raise Conflict(_("A round can be annulled only during its objection period."))
     locked = _lock(round_.id)
     _append(locked, "final", writer.final_payload("annulled", now, reason))
     for question in locked.questions:
@@ -1177,14 +1179,19 @@ class ReceiptCheck:
 
 def check_receipt(round_: Round, text: str) -> ReceiptCheck:
     """Is the ballot of this receipt on the board? Says nothing about its content."""
+    not_a_receipt = ReceiptCheck(False, _("This is not a Yishi receipt. Please paste all of it."))
     try:
         receipt = board.parse(text)
         values = {k: receipt[k] for k in ("round", "n", "ballot", "head")}
-        if not isinstance(values["n"], int) or isinstance(values["n"], bool):
-            raise TypeError
         signature = receipt["signature"]
-    except (ValueError, KeyError, TypeError):
-        return ReceiptCheck(False, _("This is not a Yishi receipt. Please paste all of it."))
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return not_a_receipt
+    if (
+        type(values["n"]) is not int
+        or not all(isinstance(values[k], str) for k in ("round", "ballot", "head"))
+        or not isinstance(signature, str)
+    ):
+        return not_a_receipt
     if values["round"] != round_.round_hash:
         return ReceiptCheck(False, _("This receipt belongs to another voting round."))
     if not board.verify(round_.public_key, "receipt", values, signature):

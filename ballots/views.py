@@ -46,6 +46,7 @@ from ballots.forms import (
     RoundForm,
 )
 from ballots.models import Round, RoundStatus
+from community.models import utcnow
 from community.services import can_read, require
 from community.views import load_community
 from crypto import tally
@@ -249,7 +250,7 @@ def edit_round(round_id: int):
     round_ = load_round(round_id)
     community = round_.community
     require(_user(), "run_rounds", community)
-    if round_.status != RoundStatus.SCHEDULED:
+    if round_.status != RoundStatus.SCHEDULED or utcnow() >= round_.opens_at:
         raise services.NotEditable()
     form = _round_form(community, round_)
     if request.method == "GET":
