@@ -21,7 +21,7 @@ from fractions import Fraction
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 
 from ballots.models import (
     Ballot,
@@ -150,16 +150,19 @@ def open_rounds_for(user: User) -> list[Round]:
     ).all()
     if not memberships:
         return []
-    slots = [f"u:{user.id}"] + [f"h:{unit_key(m.unit)}" for m in memberships]
+    # Each household slot only in the community of that membership.
+    places = [
+        and_(
+            Round.community_id == m.community_id,
+            Voter.slot.in_((f"u:{user.id}", f"h:{unit_key(m.unit)}")),
+        )
+        for m in memberships
+    ]
     return list(
         db.session.scalars(
             select(Round)
             .join(Voter, Voter.round_id == Round.id)
-            .where(
-                Round.status == RoundStatus.OPEN,
-                Round.community_id.in_([m.community_id for m in memberships]),
-                Voter.slot.in_(slots),
-            )
+            .where(Round.status == RoundStatus.OPEN, or_(*places))
             .order_by(Round.closes_at)
             .distinct()
         )
@@ -708,7 +711,7 @@ def cast_ballot(
     if locked.status != RoundStatus.OPEN or now >= locked.closes_at:
         security_event("ballot_refused", round_id=round_.id, reason="closed")
         raise RoundClosed()
-    again = _same_nonce(locked, nonce, voter)
+    again = _same_nonce(locked, nonce, voter, answers, credential)
     if again is not None:
         return again
     voter = _fresh(voter)
@@ -734,13 +737,30 @@ def _fresh(voter: Voter) -> Voter:
     ).scalar_one()
 
 
-def _same_nonce(round_: Round, nonce: str, voter: Voter) -> Ballot | None:
+def _same_nonce(
+    round_: Round, nonce: str, voter: Voter, answers: dict, credential: str | None = None
+) -> Ballot | None:
+    """The ballot already cast with this nonce: the same ballot again (a double click, a
+    retry) gets the same ballot back; anything else with a used nonce is refused, so new
+    answers are never silently dropped."""
     earlier = db.session.scalar(
         select(Ballot).where(Ballot.round_id == round_.id, Ballot.nonce == nonce)
     )
     if earlier is None:
         return None
-    if earlier.voter_id != voter.id:
+    payload = json.loads(
+        db.session.scalar(
+            select(BoardEntry.payload).where(
+                BoardEntry.round_id == round_.id, BoardEntry.n == earlier.board_n
+            )
+        )
+    )
+    body = payload["ballot"]
+    if (
+        earlier.voter_id != voter.id
+        or body["answers"] != answers
+        or (credential is not None and body["credential"] != credential)
+    ):
         raise Conflict(_("This ballot form was already used. Please start again."))
     return earlier
 
@@ -897,7 +917,7 @@ def record_paper_ballot(
     )
     if voter is None:
         raise InvalidInput(_("Please choose a voter from the list."))
-    again = _same_nonce(locked, nonce, voter)
+    again = _same_nonce(locked, nonce, voter, answers)
     if again is not None:
         return again
     if voter.channel == Channel.ONLINE:
@@ -1134,9 +1154,17 @@ def get_objection(user: User | None, objection_id: int) -> Objection:
 def answer_objection(actor: User, objection: Objection, answer: str, now=None) -> Objection:
     round_ = db.session.get(Round, objection.round_id)
     require(actor, "run_rounds", round_.community)
-    objection.answer = _text(answer, 4000, _("Please write the answer."))
-    objection.answered_by_id = actor.id
-    objection.answered_at = now or utcnow()
+    answer = _text(answer, 4000, _("Please write the answer."))
+    # A published answer stays as it was: a second answer would silently rewrite it.
+    won = db.session.execute(
+        update(Objection)
+        .where(Objection.id == objection.id, Objection.answer.is_(None))
+        .values(answer=answer, answered_by_id=actor.id, answered_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        raise Conflict(_("This objection has already been answered."))
+    db.session.refresh(objection)
     return objection
 
 

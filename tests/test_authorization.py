@@ -1,5 +1,6 @@
-"""Authorization (RELIABILITY.md I5, T27, T28, T29, T31): a route x role matrix generated
-from `app.url_map`, walking ids across communities, role reach, and mass assignment.
+"""Authorization (RELIABILITY.md I5, T27, T28, T29, T30, T31): a route x role matrix
+generated from `app.url_map`, walking ids across communities, results hidden before a
+round closes, role reach, and mass assignment.
 
 The policy table below names the expected outcome of EVERY route for every kind of actor.
 A route that exists in the application but not in the table fails
@@ -66,6 +67,10 @@ PARTICIPANTS = ("resident", "moderator", "committee", "admin", "site_admin")
 MODERATORS = ("moderator", "admin", "site_admin")  # moderate (never their own content)
 RUNNERS = ("committee", "admin", "site_admin")  # run_rounds and configure
 AUTHOR = ("resident",)  # the resident wrote the draft, proposal R and comment RC
+# Voters of A's open round (ballots/services.py voter_of): verified, with a unit in A, not
+# suspended. Moderator and admin have no unit (make_member), the site admin no membership.
+VOTERS = ("resident", "committee")
+VOTER = ("resident",)  # cast the ballot whose receipt the matrix asks for
 
 
 def _reach(allowed, allowed_outcome, *, visitor, refused=403, unseen=404) -> dict:
@@ -155,7 +160,47 @@ POLICY: dict[tuple[str, str], dict[str, object]] = {
     # --- deliberation: one's own notifications
     ("deliberation.notifications", "GET"): _row(200, visitor=LOGIN),
     ("deliberation.read_notifications", "POST"): _row(OK, visitor=401),
+    # --- ballots: the community's pages (403 for those who may not read the community).
+    # The rounds each route acts on are in ROUTE_OBJECTS (see add_ballots).
+    ("ballots.rounds", "GET"): _reach(READERS, 200, visitor=LOGIN, unseen=403),
+    ("ballots.new_round", "GET"): _reach(RUNNERS, 200, visitor=LOGIN, unseen=403),
+    ("ballots.new_round", "POST"): _reach(RUNNERS, OK, visitor=401, unseen=403),
+    # --- ballots: a round's pages (404 for those who may not read its community, since
+    # services.get_round hides the round); the open round unless ROUTE_OBJECTS says else
+    ("ballots.round_page", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("ballots.notice", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("ballots.verify_receipt", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("ballots.verify_receipt", "POST"): _reach(READERS, OK, visitor=401),  # reads only
+    # the one-question-per-screen ballot and the cast: the round's voters (NotEligible 403)
+    ("ballots.vote", "GET"): _reach(VOTERS, 200, visitor=LOGIN),
+    ("ballots.vote", "POST"): _reach(VOTERS, OK, visitor=401),  # the next step: reads only
+    ("ballots.cast", "POST"): _reach(VOTERS, OK, visitor=401),
+    # a receipt is its voter's alone: anybody else, committee or site admin, gets 404
+    ("ballots.receipt", "GET"): _reach(VOTER, 200, visitor=LOGIN, refused=404),
+    # run_rounds: the scheduled round (edit), the open one (paper), the closed one (annul)
+    ("ballots.edit_round", "GET"): _reach(RUNNERS, 200, visitor=LOGIN),
+    ("ballots.edit_round", "POST"): _reach(RUNNERS, OK, visitor=401),
+    ("ballots.paper_ballot", "GET"): _reach(RUNNERS, 200, visitor=LOGIN),
+    ("ballots.paper_ballot", "POST"): _reach(RUNNERS, OK, visitor=401),
+    ("ballots.annul", "POST"): _reach(RUNNERS, OK, visitor=401),
+    ("ballots.answer_objection", "POST"): _reach(RUNNERS, OK, visitor=401),
+    # objections to the closed round's preliminary result: "participate" (not suspended),
+    # voters or not, during the objection period
+    ("ballots.raise_objection", "POST"): _reach(PARTICIPANTS, OK, visitor=401),
+    # results and the board of the CLOSED round: its readers. Of the open round: nobody,
+    # see HIDDEN_BEFORE_CLOSE.
+    ("ballots.results_csv", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("ballots.results_json", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("ballots.board_json", "GET"): _reach(READERS, 200, visitor=LOGIN),
 }
+
+# T30: before the close, results and the board are nobody's: 403 (ResultsNotPublished) for
+# every reader of the round, the committee, the admins and the site admin included; 404 for
+# those who may not read the round at all.
+HIDDEN_BEFORE_CLOSE = _reach((), None, visitor=LOGIN)
+RESULT_DOWNLOADS = ("ballots.results_csv", "ballots.results_json", "ballots.board_json")
+# The reading pages, checked for every round of A (open, closed, scheduled).
+ROUND_READING_PAGES = ("ballots.round_page", "ballots.notice", "ballots.verify_receipt")
 
 # Endpoints with several URL rules: one POLICY entry per rule, `endpoint:variant`.
 RULE_VARIANTS = {
@@ -220,24 +265,45 @@ def upload_dir() -> Path:
     return Path(configured)
 
 
+def _endpoint_param(request):
+    callspec = getattr(request.node, "callspec", None)
+    return callspec.params.get("endpoint") if callspec else None
+
+
 def needs_deliberation(request) -> bool:
     """Deliberation objects cost a few hundred queries: tests of a community route (a
     matrix row of a non-deliberation endpoint) and those a module lists in its
     WITHOUT_DELIBERATION do without them."""
-    callspec = getattr(request.node, "callspec", None)
-    endpoint = callspec.params.get("endpoint") if callspec else None
+    endpoint = _endpoint_param(request)
     if isinstance(endpoint, str):
         return endpoint.startswith("deliberation.")
     return request.node.originalname not in getattr(request.module, "WITHOUT_DELIBERATION", ())
 
 
+def needs_ballots(request) -> bool:
+    """Voting rounds (see `add_ballots`): for a matrix row of a ballots endpoint, for the
+    tests that have deliberation (those that go through every route), and for those a
+    module lists in its WITH_BALLOTS."""
+    endpoint = _endpoint_param(request)
+    if isinstance(endpoint, str):
+        return endpoint.startswith("ballots.")
+    listed = request.node.originalname in getattr(request.module, "WITH_BALLOTS", ())
+    return listed or needs_deliberation(request)
+
+
 def build_world(
-    db, make_community, make_member, make_user, deliberation: bool = True
+    db,
+    make_community,
+    make_member,
+    make_user,
+    deliberation: bool = True,
+    ballots: bool | None = None,
 ) -> SimpleNamespace:
     """Community A ("Sunny Garden", the one under test) and its sibling B ("Maple Court"),
     both compounds inside P ("Riverside"), with one user per actor, a pending applicant and
     a verified target in A, private data in B, and a voter roll in A with one invitation.
-    Deliberation in A and B: see `add_deliberation`."""
+    Deliberation in A and B: see `add_deliberation`; voting rounds in A and B (by default
+    with deliberation): see `add_ballots`."""
     from community import services
     from community.models import RollEntry
 
@@ -304,6 +370,8 @@ def build_world(
     )
     if deliberation:
         add_deliberation(db, world, make_member)
+    if deliberation if ballots is None else ballots:
+        add_ballots(db, world, make_member)
     return world
 
 
@@ -412,10 +480,149 @@ def add_deliberation(db, world, make_member) -> None:
     assert utcnow() < suspended.suspended_until < utcnow() + timedelta(days=8)
 
 
+A_OPEN_QUESTION = "Buy new bins for gate 1?"
+A_CLOSED_QUESTION = "Paint the fence green?"
+A_OBJECTION = "The count left out building 4."
+B_ROUND_TITLE = "Maple Secret roof vote"
+B_QUESTION = "Maple Secret: solar panels on the roof?"
+B_OBJECTION = "Maple Secret objection: the count is wrong."
+B_CHAIR = "Bruno Maple Chair"
+BALLOT_TABLES = (
+    "rounds",
+    "round_questions",
+    "round_voters",
+    "round_credentials",
+    "ballots",
+    "board_entries",
+    "round_objections",
+)
+
+
+def add_ballots(db, world, make_member) -> None:
+    """Voting rounds (electorate: residents), on the real clock:
+    in A, an OPEN round in which the resident (receipt R) and the committee member have
+    voted and the target holds a place, still without a ballot (for paper ballots); a
+    CLOSED round (both voted, tallied, objection period running) with the resident's
+    objection, not answered; a SCHEDULED round (editable).
+    In B, a closed round created by B's chair, with a ballot and an objection of B's
+    resident, carrying text that must never reach A's members.
+    The suspended actor is suspended (as with deliberation) for voting and objecting."""
+    from ballots import services
+    from ballots.models import Voter
+    from community import services as community_services
+    from community.models import Membership, utcnow
+
+    users, a, b = world.users, world.a, world.b
+    now = utcnow()
+
+    def create(community, actor, title, question, opens_at, closes_at, created=None):
+        draft = services.RoundDraft(
+            title=title,
+            opens_at=opens_at,
+            closes_at=closes_at,
+            objection_days=7,
+            questions=[services.QuestionDraft(title=question)],
+        )
+        return services.create_round(actor, community, draft, now=created or opens_at)
+
+    def cast(user, round_, answer, when):
+        return services.cast_ballot(user, round_, {"q1": [answer]}, services.new_nonce(), now=when)
+
+    def open_(round_, when):  # committed, as the scheduled job does
+        assert services.open_round(round_.id, when)
+        db.session.commit()
+        db.session.refresh(round_)
+
+    def close(round_, when):
+        assert services.close_round(round_.id, when)
+        db.session.commit()
+        db.session.refresh(round_)
+
+    suspended = db.session.scalar(
+        select(Membership).where(
+            Membership.user_id == users["suspended"].id, Membership.community_id == a.id
+        )
+    )
+    if not suspended.is_suspended():
+        community_services.suspend(
+            users["moderator"], suspended, now + timedelta(days=7), "Shouted at the neighbours."
+        )
+
+    committee = users["committee"]
+    opens = now - timedelta(days=1)
+    open_round = create(
+        a, committee, "Open: new bins", A_OPEN_QUESTION, opens, now + timedelta(days=6)
+    )
+    open_(open_round, opens)
+    receipt = cast(users["resident"], open_round, "yes", now - timedelta(minutes=5))
+    cast(committee, open_round, "no", now - timedelta(minutes=4))
+
+    opens = now - timedelta(days=10)
+    closed_round = create(
+        a, committee, "Closed: the fence", A_CLOSED_QUESTION, opens, now - timedelta(days=3)
+    )
+    open_(closed_round, opens)
+    cast(users["resident"], closed_round, "yes", opens + timedelta(hours=1))
+    cast(committee, closed_round, "yes", opens + timedelta(hours=2))
+    close(closed_round, closed_round.closes_at)
+    objection = services.raise_objection(users["resident"], closed_round, A_OBJECTION, now)
+
+    opens = now + timedelta(days=10)
+    scheduled = create(
+        a,
+        committee,
+        "Scheduled: a bike shed",
+        "Build a bike shed?",
+        opens,
+        opens + timedelta(days=7),
+        created=now,
+    )
+
+    b_chair = make_member(b, role="committee", name=B_CHAIR)
+    opens = now - timedelta(days=10)
+    b_round = create(b, b_chair, B_ROUND_TITLE, B_QUESTION, opens, now - timedelta(days=3))
+    open_(b_round, opens)
+    b_ballot = cast(world.b_resident, b_round, "yes", opens + timedelta(hours=1))
+    close(b_round, b_round.closes_at)
+    b_objection = services.raise_objection(world.b_resident, b_round, B_OBJECTION, now)
+    db.session.commit()
+
+    def voter_id(round_, user) -> int:
+        return db.session.scalar(
+            select(Voter.id).where(Voter.round_id == round_.id, Voter.user_id == user.id)
+        )
+
+    world.open_id, world.closed_id, world.scheduled_id = (
+        open_round.id,
+        closed_round.id,
+        scheduled.id,
+    )
+    world.receipt_id, world.receipt_text = receipt.id, receipt.receipt
+    world.objection_id = objection.id
+    world.paper_voter_id = voter_id(open_round, world.target)
+    world.b_round_id, world.b_ballot_id = b_round.id, b_ballot.id
+    world.b_receipt_text, world.b_objection_id = b_ballot.receipt, b_objection.id
+    world.b_voter_id = voter_id(b_round, world.b_resident)
+    world.b_secrets += [B_ROUND_TITLE, B_QUESTION, B_OBJECTION, B_CHAIR]
+    assert (open_round.status, closed_round.status, scheduled.status, b_round.status) == (
+        "open",
+        "closed",
+        "scheduled",
+        "closed",
+    )
+    assert services.objections_open(closed_round) and world.paper_voter_id
+    assert suspended.is_suspended()
+
+
 @pytest.fixture
 def world(request, db, make_community, make_member, make_user):
     return build_world(
-        db, make_community, make_member, make_user, deliberation=needs_deliberation(request)
+        db,
+        make_community,
+        make_member,
+        make_user,
+        deliberation=needs_deliberation(request),
+        ballots=needs_ballots(request),
     )
 
 
@@ -436,6 +643,15 @@ WITHOUT_DELIBERATION = {
     "test_decision_ignores_extra_fields",
     "test_profile_ignores_extra_fields",
     "test_register_ignores_extra_fields",
+    "test_snapshot_covers_the_ballots_tables",
+    "test_results_are_hidden_before_close_for_every_role",
+    "test_round_of_b_is_not_found_through_any_route",
+}
+# Tests without deliberation that need the voting rounds (see needs_ballots).
+WITH_BALLOTS = {
+    "test_snapshot_covers_the_ballots_tables",
+    "test_results_are_hidden_before_close_for_every_role",
+    "test_round_of_b_is_not_found_through_any_route",
 }
 
 
@@ -478,13 +694,20 @@ ROUTE_OBJECTS = {
     "deliberation.edit_comment": {"comment_id": "rc_id"},
     "deliberation.delete_comment": {"comment_id": "rc_id"},
     "deliberation.suspend": {"membership_id": "target_id"},
+    "ballots.edit_round": {"round_id": "scheduled_id"},
+    "ballots.results_csv": {"round_id": "closed_id"},
+    "ballots.results_json": {"round_id": "closed_id"},
+    "ballots.board_json": {"round_id": "closed_id"},
+    "ballots.raise_objection": {"round_id": "closed_id"},
+    "ballots.annul": {"round_id": "closed_id"},
 }
 ACTION_OF = {"deliberation.moderate": "hide", "deliberation.lock": "lock"}
 
 
 def path_for(app, route: str, world, **overrides) -> str:
     """The URL of a route with realistic ids: community A, A's pending membership, P and
-    its comment C, the report of C, P's photo, unless ROUTE_OBJECTS names another."""
+    its comment C, the report of C, P's photo, A's open round with the resident's ballot
+    and the objection to A's closed round, unless ROUTE_OBJECTS names another."""
     rule = rule_of(app, route)
     values = {
         "community_id": world.a.id,
@@ -494,6 +717,9 @@ def path_for(app, route: str, world, **overrides) -> str:
         "report_id": getattr(world, "report_id", None),
         "name": getattr(world, "photo_name", None),
         "action": ACTION_OF.get(rule.endpoint),
+        "round_id": getattr(world, "open_id", None),
+        "ballot_id": getattr(world, "receipt_id", None),
+        "objection_id": getattr(world, "objection_id", None),
     }
     for key, attribute in ROUTE_OBJECTS.get(rule.endpoint, {}).items():
         values[key] = getattr(world, attribute)
@@ -571,7 +797,77 @@ def post_request(endpoint: str, app, world, actor: str) -> Req:
     if deliberation is not None:
         data, extra = deliberation
         return Req(path(endpoint), data, **extra)
+    ballot = ballots_request(endpoint, world, actor)
+    if ballot is not None:
+        data, extra = ballot
+        return Req(path(endpoint), data, **extra)
     raise AssertionError(f"no POST request written for {endpoint}: add one")
+
+
+def round_form(world, title: str, opens_in_days: int) -> dict:
+    """The round form (ballots/forms.py RoundForm) as a browser sends it, times in A's
+    time zone."""
+    from zoneinfo import ZoneInfo
+
+    from community.models import utcnow
+
+    def local(days: int) -> str:
+        moment = utcnow() + timedelta(days=days)
+        return moment.astimezone(ZoneInfo(world.a.timezone)).strftime("%Y-%m-%dT%H:%M")
+
+    return {
+        "title": title,
+        "explanation": "New bins by the gate.",
+        "scope": "",
+        "opens_at": local(opens_in_days),
+        "closes_at": local(opens_in_days + 7),
+        "electorate": "residents",
+        "secrecy": "secret",
+        "objection_days": "7",
+        "questions-0-title": "Buy the bins?",
+        "questions-0-method": "yes_no_abstain",
+        "questions-0-option_labels": "",
+        "questions-0-max_choices": "1",
+        "questions-0-rule": "simple_majority",
+        "questions-0-quorum": "",
+        "questions-0-proposal": "",
+        "questions-1-title": "",
+        "questions-2-title": "",
+    }
+
+
+def ballots_request(route: str, world, actor: str) -> tuple[dict, dict] | None:
+    """Form data (and Req options) of a valid ballots POST. A fresh nonce each time, as
+    each page shows one."""
+    from ballots.services import new_nonce
+
+    if route == "ballots.new_round":
+        return round_form(world, f"New bins ({actor})", 20), {}
+    if route == "ballots.edit_round":
+        return round_form(world, f"A bike shed, changed by {actor}", 12), {}
+    if route == "ballots.vote":  # the first question answered: the review page, no write
+        return {"nonce": new_nonce(), "step": "0", "a_q1": "yes"}, {"writes": False}
+    if route == "ballots.cast":
+        return {"nonce": new_nonce(), "a_q1": "abstain"}, {}
+    if route == "ballots.paper_ballot":
+        data = {
+            "voter": str(world.paper_voter_id),
+            "channel": "paper",
+            "witness": "Neighbour Zhao",
+            "proxy_note": "",
+            "nonce": new_nonce(),
+            "a_q1": "no",
+        }
+        return data, {}
+    if route == "ballots.verify_receipt":  # a check: it writes nothing
+        return {"receipt": world.receipt_text}, {"writes": False}
+    if route == "ballots.raise_objection":
+        return {"body": f"Objection of {actor}: building 5 was not on the list."}, {}
+    if route == "ballots.answer_objection":
+        return {"answer": f"{actor} answers: building 4 was counted."}, {}
+    if route == "ballots.annul":
+        return {"reason": f"Annulled by {actor}: the notice was not posted."}, {}
+    return None
 
 
 def deliberation_request(route: str, actor: str) -> tuple[dict, dict] | None:
@@ -690,8 +986,14 @@ def test_every_post_route_has_a_realistic_request(app, world):
 def test_get_matrix(app, world, clients, actor):
     client = clients(actor)
     problems = []
-    for endpoint in GET_ENDPOINTS:
-        path = path_for(app, endpoint, world)
+    # Every GET route on its object, and the reading pages of each of A's rounds.
+    paths = [(endpoint, path_for(app, endpoint, world)) for endpoint in GET_ENDPOINTS]
+    paths += [
+        (endpoint, path_for(app, endpoint, world, round_id=getattr(world, round_id)))
+        for endpoint in ROUND_READING_PAGES
+        for round_id in ("closed_id", "scheduled_id")
+    ]
+    for endpoint, path in paths:
         response = client.get(path)
         problem = outcome_problem(response, POLICY[(endpoint, "GET")][actor], path)
         if problem:
@@ -705,6 +1007,7 @@ def test_post_matrix(app, db, world, clients, endpoint):
     for actor in ACTORS:  # log everybody in before taking the snapshot
         clients(actor)
     before = snapshot(db)
+    assert set(BALLOT_TABLES) <= set(before)  # refused ballots POSTs wrote no ballots row
     problems = []
     for actor in ACTORS:
         if row[actor] == OK:
@@ -735,6 +1038,88 @@ def test_post_matrix(app, db, world, clients, endpoint):
         response = send(clients(actor), req)
         problem = outcome_problem(response, OK, req.path)
         assert problem is None, f"{actor}: {problem}"
+
+
+def test_snapshot_covers_the_ballots_tables(db, world):
+    """The snapshot that proves a refused POST wrote nothing reads every ballots table, and
+    in this world each of them has rows (the ballots, board entries, credentials, voters
+    and objections of A's and B's rounds), so a change or a deletion shows."""
+    before = snapshot(db)
+    empty = [table for table in BALLOT_TABLES if not before.get(table)]
+    assert not empty, f"ballots tables without rows in the world: {empty}"
+
+
+# ================================================================ T30: results before close
+
+# What only a tallied round's pages show: the result section, its table, chart and verdict.
+RESULT_MARKERS = (
+    "Preliminary result",
+    "Final result",
+    "初步结果",
+    'class="card result"',
+    'class="chart"',
+    "verdict",
+    "Took part",
+    '/results.csv"',  # the links to the downloads (the verify page names board.json)
+    '/results.json"',
+    '/board.json"',
+)
+
+
+def test_results_are_hidden_before_close_for_every_role(app, db, world, clients):
+    """T30: while a round is open nobody, not even the committee, an admin or the site
+    admin, sees a count: no page of the open round shows a result, and its results (CSV,
+    JSON) and board are refused to every reader (403) and hidden from everybody else
+    (404). The same markers do show on the closed round, so they are the right ones."""
+    from ballots.models import Round
+
+    db.session.rollback()
+    open_round = db.session.get(Round, world.open_id)
+    assert open_round.status == "open" and open_round.head_n >= 4  # ballots on the board
+    round_pages = [
+        path_for(app, endpoint, world)
+        for endpoint in (
+            "ballots.round_page",
+            "ballots.notice",
+            "ballots.verify_receipt",
+            "ballots.vote",
+            "ballots.paper_ballot",
+            "ballots.receipt",
+        )
+    ]
+    elsewhere = [f"/c/{world.a.id}/rounds", f"/c/{world.a.id}", "/"]
+    problems = []
+    for actor in ACTORS:
+        client = clients(actor)
+        for endpoint in RESULT_DOWNLOADS:
+            path = path_for(app, endpoint, world, round_id=world.open_id)
+            response = client.get(path)
+            problem = outcome_problem(response, HIDDEN_BEFORE_CLOSE[actor], path)
+            if problem:
+                problems.append(f"{actor}: {problem}")
+            body = response.get_data(as_text=True)
+            for shown in (A_OPEN_QUESTION, '"answers"', '"counts"', "abstain", "Votes"):
+                if shown in body:
+                    problems.append(f"{actor}: {path} shows {shown!r}")
+        verify = Req(f"/r/{world.open_id}/verify", {"receipt": world.receipt_text})
+        responses = [(path, client.get(path)) for path in round_pages + elsewhere]
+        if actor != "visitor":
+            responses.append((verify.path + " (POST)", send(client, verify)))
+        for path, response in responses:
+            body = response.get_data(as_text=True)
+            assert response.status_code < 500, (actor, path, body[:1500])
+            shown = [marker for marker in RESULT_MARKERS if marker in body]
+            if shown:
+                problems.append(f"{actor}: {path} shows {shown}")
+    assert not problems, "\n".join(problems)
+
+    # After the close the very same markers and downloads are there for a reader.
+    client = clients("resident")
+    page = client.get(f"/r/{world.closed_id}").get_data(as_text=True)
+    assert "Preliminary result" in page and 'class="card result"' in page
+    assert A_CLOSED_QUESTION in client.get(f"/r/{world.closed_id}/results.csv").get_data(
+        as_text=True
+    )
 
 
 # ================================================================ T27: walking ids
@@ -926,6 +1311,135 @@ def test_members_of_a_cannot_reach_deliberation_of_b(db, world, clients, actor):
         if leaked:
             problems.append(f"GET {path}: shows {leaked}")
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------- T27: voting rounds of B
+
+
+def b_round_walks(app, world) -> list[tuple[str, str, Req, int]]:
+    """(route, method, request, expected status) of every ballots route of the application
+    naming B's round, B's ballot or B's objection (404: the round is not found), or B
+    itself (403: the community page's refusal), with the form data of a valid request."""
+    values = {
+        "community_id": world.b.id,
+        "round_id": world.b_round_id,
+        "ballot_id": world.b_ballot_id,
+        "objection_id": world.b_objection_id,
+    }
+    walks = []
+    for route, method in sorted(app_routes(app)):
+        if not route.startswith("ballots."):
+            continue
+        rule = rule_of(app, route)
+        path = path_for(app, route, world, **values)
+        expected = 403 if "community_id" in rule.arguments else 404
+        if method == "GET":
+            walks.append((route, method, Req(path), expected))
+            continue
+        req = post_request(route, app, world, "committee")
+        data = dict(req.data)
+        if route == "ballots.verify_receipt":
+            data["receipt"] = world.b_receipt_text
+        if route == "ballots.paper_ballot":
+            data["voter"] = str(world.b_voter_id)
+        walks.append((route, method, Req(path, data, req.token_field), expected))
+    # B's ballot through A's own round.
+    a_round = f"/r/{world.open_id}"
+    walks.append(("ballots.receipt", "GET", Req(f"{a_round}/receipts/{world.b_ballot_id}"), 404))
+    return walks
+
+
+def test_round_of_b_is_not_found_through_any_route(app, db, world, clients):
+    """T27: B's round, its receipt, results, board, objection and every form are not found
+    (404) for A's members, whatever their power in A, htmx or not; B's pages 403; nothing
+    of B is shown and nothing is written. The site admin (who may read B) reaches them, so
+    the ids are real."""
+    from deliberation import services as deliberation
+
+    walks = b_round_walks(app, world)
+    assert {route for route, *_rest in walks} >= {
+        r for r, _m in app_routes(app) if r.startswith("ballots.")
+    }
+    # A proposal of B scheduled for a vote there, as a round of A might try to decide it.
+    proposal = deliberation.submit_proposal(
+        world.b_resident,
+        world.b,
+        deliberation.ProposalDraft(B_PROPOSAL_TITLE, B_PROPOSAL_BODY, "facilities"),
+        publish=True,
+    )
+    for status in ("deliberation", "scheduled"):
+        assert deliberation.change_status(proposal, status)
+    db.session.commit()
+    b_proposal_id = proposal.id
+    world.b_secrets += [B_PROPOSAL_TITLE, B_PROPOSAL_BODY]
+    for actor in ACTORS:
+        clients(actor)
+    before = snapshot(db)
+    problems = []
+    for actor in ("resident", "suspended", "moderator", "committee", "admin"):
+        client = clients(actor)
+        for _route, method, req, expected in walks:
+            for headers in ({}, {"HX-Request": "true"}):
+                if method == "GET":
+                    response = client.get(req.path, headers=headers)
+                else:
+                    response = send(
+                        client, Req(req.path, dict(req.data), req.token_field), headers=headers
+                    )
+                body = response.get_data(as_text=True)
+                where = f"{actor}: {method} {req.path} {'(htmx)' if headers else ''}"
+                if response.status_code != expected:
+                    problems.append(f"{where}: {response.status_code}, not {expected}")
+                leaked = [secret for secret in world.b_secrets if secret in body]
+                if leaked:
+                    problems.append(f"{where}: shows {leaked}")
+                if method == "POST" and snapshot(db) != before:
+                    problems.append(f"{where}: changed the database")
+                    before = snapshot(db)
+    # B's ids in the forms of A's rounds, by A's committee: a paper ballot for B's voter, a
+    # new or changed round deciding B's proposal. Refused (400), nothing written.
+    paper = post_request("ballots.paper_ballot", app, world, "committee")
+    paper.data["voter"] = str(world.b_voter_id)
+    new = post_request("ballots.new_round", app, world, "committee")
+    edit = post_request("ballots.edit_round", app, world, "committee")
+    for req in (new, edit):
+        req.data["questions-0-proposal"] = str(b_proposal_id)
+    for req in (paper, new, edit):
+        response = send(clients("committee"), req)
+        body = response.get_data(as_text=True)
+        where = f"committee: POST {req.path} with B's ids"
+        if response.status_code != 400:
+            problems.append(f"{where}: {response.status_code}, not 400")
+        if req is not paper and "That proposal is not one of this community" not in body:
+            problems.append(f"{where}: not refused for B's proposal")
+        leaked = [secret for secret in world.b_secrets if secret in body]
+        if leaked:
+            problems.append(f"{where}: shows {leaked}")
+        if snapshot(db) != before:
+            problems.append(f"{where}: changed the database")
+            before = snapshot(db)
+    # A's own pages name nothing of B's rounds either.
+    for path in (
+        f"/c/{world.a.id}/rounds",
+        f"/r/{world.open_id}",
+        f"/r/{world.closed_id}",
+        "/",
+        f"/c/{world.parent.id}/rounds",
+    ):
+        for actor in ("resident", "committee"):
+            body = clients(actor).get(path).get_data(as_text=True)
+            leaked = [secret for secret in world.b_secrets if secret in body]
+            if leaked:
+                problems.append(f"{actor}: GET {path} shows {leaked}")
+    assert not problems, "\n".join(problems)
+
+    site_admin = clients("site_admin")
+    readable = ("ballots.round_page", "ballots.notice", "ballots.results_csv", "ballots.board_json")
+    for route, method, req, _expected in walks:
+        if method == "GET" and route in readable and req.path.startswith(f"/r/{world.b_round_id}"):
+            response = site_admin.get(req.path)
+            assert response.status_code == 200, req.path
+    assert B_ROUND_TITLE in site_admin.get(f"/r/{world.b_round_id}").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("actor", ["resident", "moderator", "admin"])

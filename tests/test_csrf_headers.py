@@ -25,6 +25,7 @@ from tests.test_authorization import (
     build_world,
     client_factory,
     first_allowed,
+    needs_ballots,
     needs_deliberation,
     page_token,
     path_for,
@@ -37,7 +38,12 @@ from tests.test_authorization import (
 @pytest.fixture
 def world(request, db, make_community, make_member, make_user):
     return build_world(
-        db, make_community, make_member, make_user, deliberation=needs_deliberation(request)
+        db,
+        make_community,
+        make_member,
+        make_user,
+        deliberation=needs_deliberation(request),
+        ballots=needs_ballots(request),
     )
 
 

@@ -22,6 +22,7 @@ from tests.test_authorization import (
     build_world,
     client_factory,
     first_allowed,
+    needs_ballots,
     needs_deliberation,
     page_token,
     path_for,
@@ -39,7 +40,12 @@ ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 @pytest.fixture
 def world(request, db, make_community, make_member, make_user):
     return build_world(
-        db, make_community, make_member, make_user, deliberation=needs_deliberation(request)
+        db,
+        make_community,
+        make_member,
+        make_user,
+        deliberation=needs_deliberation(request),
+        ballots=needs_ballots(request),
     )
 
 

@@ -85,3 +85,22 @@ def test_no_ballot_at_or_after_the_close(db, estate, make_round, cast):
     db.session.rollback()
     with pytest.raises(RoundClosed):
         cast(estate.voters[2], round_, {"q1": ["yes"]}, now=T1 + timedelta(seconds=1))
+
+
+def test_a_used_ballot_form_with_other_answers_is_refused_not_dropped(db, estate, make_round, cast):
+    """Back to the review page after casting, change an answer, cast again with the same
+    form: the voter is told to start again instead of getting the old receipt."""
+    import pytest
+
+    from ballots.models import Ballot
+    from ballots.services import new_nonce
+    from web.errors import Conflict
+
+    round_ = make_round()
+    nonce = new_nonce()
+    first = cast(estate.voters[0], round_, {"q1": ["yes"]}, nonce=nonce)
+    assert cast(estate.voters[0], round_, {"q1": ["yes"]}, nonce=nonce).id == first.id
+    with pytest.raises(Conflict):
+        cast(estate.voters[0], round_, {"q1": ["no"]}, nonce=nonce)
+    db.session.rollback()
+    assert db.session.query(Ballot).count() == 1
