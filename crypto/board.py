@@ -111,7 +111,7 @@ def verify(public_key_hex: str, purpose: str, value, signature_hex: str) -> bool
     try:
         key = VerifyKey(bytes.fromhex(public_key_hex))
         key.verify(signed_message(purpose, value), bytes.fromhex(signature_hex))
-    except (BadSignatureError, ValueError, TypeError):
+    except (BadSignatureError, ValueError, TypeError, RecursionError):
         return False
     return True
 

@@ -185,7 +185,7 @@ def _keys(value: dict, expected: frozenset, what: str) -> list[str]:
         return []
     problems = []
     missing = sorted(expected - value.keys())
-    extra = sorted(str(key) for key in value.keys() - expected)
+    extra = sorted(json.dumps(key) for key in value.keys() - expected)
     if missing:
         problems.append(f"{what} lacks {', '.join(missing)}")
     if extra:
@@ -590,6 +590,22 @@ class _Pending:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _spans(entries: list, chunks: int) -> list[tuple[int, int]]:
+    """Ranges of about equal work: a ballot (an Ed25519 verification) costs about ten
+    other entries."""
+    costs = [10 if type(e) is dict and e.get("type") == "ballot" else 1 for e in entries]
+    share = max(1, sum(costs) // chunks)
+    spans, start, load = [], 0, 0
+    for i, cost in enumerate(costs):
+        load += cost
+        if load >= share:
+            spans.append((start, i + 1))
+            start, load = i + 1, 0
+    if start < len(entries):
+        spans.append((start, len(entries)))
+    return spans
+
+
 def _entry_problems(entries: list, ctx: _Context, workers: int) -> _Done | _Pending:
     """Start the single-entry checks: in forked worker processes, or done here for one
     worker or a small board (or where fork does not exist)."""
@@ -602,9 +618,7 @@ def _entry_problems(entries: list, ctx: _Context, workers: int) -> _Done | _Pend
         return _Done(_check_span(entries, ctx, 0, total))
     global _FORKED
     _FORKED = (entries, ctx)
-    chunks = workers * CHUNKS_PER_WORKER
-    bounds = [total * k // chunks for k in range(chunks + 1)]
-    spans = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    spans = _spans(entries, workers * CHUNKS_PER_WORKER)
     # The children's collector then leaves the inherited objects (and their pages) alone;
     # not when the caller froze objects of its own, which unfreeze() would thaw.
     freeze = gc.get_freeze_count() == 0
@@ -1208,8 +1222,14 @@ def verify_json(data: bytes | str, receipts: Iterable = (), workers: int | None 
     """Parse and verify a board given as JSON text; raises Unreadable when it is not JSON.
     `receipts` as for verify_board."""
     parsed = _Parsed()
-    document = load_json(data, parsed)
-    report = _verify(document, receipts, workers, checked=parsed.floats)
+    collecting = gc.isenabled()
+    gc.disable()  # also between parsing and checking: one collection costs a third of a second
+    try:
+        document = load_json(data, parsed)
+        report = _verify(document, receipts, workers, checked=parsed.floats)
+    finally:
+        if collecting:
+            gc.enable()
     if parsed.duplicates:
         report.problems.insert(
             0, Problem("board", "an object has the same key twice (JSON parsers disagree on it)")
@@ -1269,6 +1289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--workers", type=int, help="worker processes (default: CPUs)")
     args = parser.parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # a key like "\ud800" is printed, not raised
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     try:
         report = verify_file(args.board, args.receipt, args.workers)
     except Unreadable as exc:
@@ -1282,13 +1305,17 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # never a traceback
         print(f"board: cannot be verified: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(report.as_json(), ensure_ascii=False))
-    else:
-        for problem in report.problems:
-            print(problem)
-        _print_summary(report, sys.stdout)
-        print("VALID" if report.ok else f"NOT VALID: {len(report.problems)} problem(s)")
+    try:
+        if args.json:
+            print(json.dumps(report.as_json()))
+        else:
+            for problem in report.problems:
+                print(problem)
+            _print_summary(report, sys.stdout)
+            print("VALID" if report.ok else f"NOT VALID: {len(report.problems)} problem(s)")
+        sys.stdout.flush()
+    except BrokenPipeError:  # python -m crypto.verify board.json | head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0 if report.ok else 1
 
 
