@@ -226,6 +226,8 @@ class Ballot(db.Model):
     receipt: Mapped[str] = mapped_column(Text)  # canonical JSON, signed by the round key
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    credential: Mapped[Credential] = relationship()
+
     @property
     def receipt_data(self) -> dict:
         return json.loads(self.receipt)

@@ -267,12 +267,19 @@ def voter_of(user: User | None, round_: Round, now: datetime | None = None) -> V
     if user is None or not getattr(user, "is_authenticated", False):
         raise NotEligible()
     membership = _membership_or_refuse(user, round_.community, now or utcnow())
+    return _place_of(user, membership, round_)
+
+
+def _place_of(user: User, membership: Membership, round_: Round, fresh: bool = False) -> Voter:
     slot = (
         f"h:{unit_key(membership.unit)}"
         if round_.electorate == Electorate.HOUSEHOLDS
         else f"u:{user.id}"
     )
-    voter = db.session.scalar(select(Voter).where(Voter.round_id == round_.id, Voter.slot == slot))
+    query = select(Voter).where(Voter.round_id == round_.id, Voter.slot == slot)
+    if fresh:
+        query = query.execution_options(populate_existing=True)
+    voter = db.session.scalar(query)
     if voter is None:
         if round_.electorate == Electorate.OWNERS:
             raise NotEligible(
@@ -699,7 +706,9 @@ def cast_ballot(
     voter's browser signed it with its own key; otherwise the server signs with a custodial
     credential. The same `nonce` again (a double click, a retry) returns the same ballot."""
     now = now or utcnow()
-    voter = voter_of(user, round_, now)
+    if user is None or not getattr(user, "is_authenticated", False):
+        raise NotEligible()
+    membership = _membership_or_refuse(user, round_.community, now)
     if round_.status == RoundStatus.SCHEDULED:
         raise RoundNotOpen()
     answers = parse_answers(round_, answers)
@@ -711,10 +720,11 @@ def cast_ballot(
     if locked.status != RoundStatus.OPEN or now >= locked.closes_at:
         security_event("ballot_refused", round_id=round_.id, reason="closed")
         raise RoundClosed()
+    # Read under the round's lock: a paper ballot entered meanwhile is seen.
+    voter = _place_of(user, membership, locked, fresh=True)
     again = _same_nonce(locked, nonce, voter, answers, credential)
     if again is not None:
         return again
-    voter = _fresh(voter)
     if voter.channel in (Channel.PAPER, Channel.PROXY):
         security_event("ballot_refused", round_id=round_.id, reason="counted on paper")
         raise CountedOnPaper()
@@ -729,12 +739,6 @@ def cast_ballot(
         signature=signature,
         now=now,
     )
-
-
-def _fresh(voter: Voter) -> Voter:
-    return db.session.execute(
-        select(Voter).where(Voter.id == voter.id).execution_options(populate_existing=True)
-    ).scalar_one()
 
 
 def _same_nonce(
@@ -786,7 +790,9 @@ def _register(round_: Round, voter: Voter, key: str, seed: str | None, live) -> 
         custodial=seed is not None,
         board_n=entry.n,
     )
-    return add_unique(credential, Conflict(_("This ballot key was already used.")))
+    # Inserted with the ballot in one flush; the database refuses a key used before.
+    db.session.add(credential)
+    return credential
 
 
 def _record(
@@ -804,9 +810,17 @@ def _record(
     witness: str | None = None,
     proxy_note: str | None = None,
 ) -> Ballot:
-    live = db.session.scalar(
-        select(Credential).where(Credential.voter_id == voter.id, Credential.revoked.is_(False))
-    )
+    live = None
+    if voter.voted_at is not None:  # voted before: the earlier ballot is no longer current
+        live = db.session.scalar(
+            select(Credential).where(Credential.voter_id == voter.id, Credential.revoked.is_(False))
+        )
+        db.session.execute(
+            update(Ballot)
+            .where(Ballot.voter_id == voter.id, Ballot.is_current.is_(True))
+            .values(is_current=False)
+            .execution_options(synchronize_session=False)
+        )
     if credential is not None:
         body = writer.ballot_body(round_.round_hash, credential, nonce, answers)
         if not board.verify(credential, "ballot", body, signature):
@@ -815,12 +829,6 @@ def _record(
         if live is not None and live.public_key == credential:
             held = live
         else:
-            if db.session.scalar(
-                select(Credential.id).where(
-                    Credential.round_id == round_.id, Credential.public_key == credential
-                )
-            ):
-                raise Conflict(_("This ballot key was already used. Please start again."))
             held = _register(round_, voter, credential, None, live)
     else:
         if live is not None and live.custodial:
@@ -836,17 +844,11 @@ def _record(
     entry = _append(round_, "ballot", payload)
     digest = board.ballot_hash(payload).hex()
     receipt = writer.receipt(round_.round_hash, entry.n, digest, entry.hash, _seed(round_))
-    db.session.execute(
-        update(Ballot)
-        .where(Ballot.voter_id == voter.id, Ballot.is_current.is_(True))
-        .values(is_current=False)
-        .execution_options(synchronize_session=False)
-    )
     ballot = Ballot(
         round_id=round_.id,
         voter_id=voter.id,
         cast_by_id=cast_by.id if cast_by else None,
-        credential_id=held.id,
+        credential=held,
         nonce=nonce,
         board_n=entry.n,
         ballot_hash=digest,
@@ -860,7 +862,7 @@ def _record(
     )
     voter.channel = voter.channel or channel.value
     voter.voted_at = now
-    add_unique(ballot, Conflict(_("This ballot was already cast. Please start again.")))
+    add_unique(ballot, Conflict(_("This ballot or its key was already used. Please start again.")))
     security_event("ballot_cast", round_id=round_.id, channel=channel.value)
     return ballot
 

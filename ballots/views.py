@@ -378,11 +378,12 @@ def vote(round_id: int):
 @login_required
 def cast(round_id: int):
     round_ = load_round(round_id)
-    manifest = _ready_to_vote(round_)
+    if not round_.is_open:
+        raise services.RoundClosed() if round_.is_tallied else services.RoundNotOpen()
     form = EmptyForm()
     if not form.validate_on_submit():
         raise InvalidInput(_("This form has expired. Please start again."))
-    answers = _answers_from(request.form, manifest["questions"])
+    answers = _answers_from(request.form, round_.manifest_data["questions"])
     credential = request.form.get("credential") or None
     signature = request.form.get("signature") or None
     ballot = services.cast_ballot(
@@ -393,8 +394,9 @@ def cast(round_id: int):
         credential=credential,
         signature=signature,
     )
+    ballot_id = ballot.id  # before the commit, which would expire it
     db.session.commit()
-    return redirect(url_for("ballots.receipt", round_id=round_id, ballot_id=ballot.id), 303)
+    return redirect(url_for("ballots.receipt", round_id=round_id, ballot_id=ballot_id), 303)
 
 
 @blueprint.get("/r/<int:round_id>/receipts/<int:ballot_id>")

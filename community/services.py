@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from community.identity import (
     BadValue,
@@ -221,13 +221,18 @@ def can_read(user: User | None, community: Community) -> bool:
         return False
     if user.is_admin:
         return True
+    # One query: a verified membership in an ancestor, the community or one inside it.
     return bool(
         db.session.scalar(
             select(Membership.id)
+            .join(Community, Community.id == Membership.community_id)
             .where(
                 Membership.user_id == user.id,
-                Membership.community_id.in_(related_community_ids(community)),
                 Membership.status == MembershipStatus.VERIFIED,
+                or_(
+                    Community.id.in_(community.ancestor_ids),
+                    Community.path.like(f"{community.path}%"),
+                ),
             )
             .limit(1)
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, func, select, text, union_all, update
+from sqlalchemy import delete, func, insert, select, text, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -568,17 +568,20 @@ def notify(
     """Notify members. `url` and `subject` link a notification to something of another
     package (a voting round): a site path and its title."""
     rows = [
-        Notification(
-            user_id=uid,
-            kind=kind,
-            proposal_id=proposal.id if proposal else None,
-            comment_id=comment.id if comment else None,
-            url=url,
-            subject=subject[:200] if subject else None,
-        )
+        {
+            "user_id": uid,
+            "kind": kind,
+            "proposal_id": proposal.id if proposal else None,
+            "comment_id": comment.id if comment else None,
+            "url": url,
+            "subject": subject[:200] if subject else None,
+            "created_at": utcnow(),
+        }
         for uid in sorted(set(user_ids))
     ]
-    db.session.add_all(rows)
+    if rows:
+        # One multi-row INSERT: a round's close notifies its whole electorate.
+        db.session.execute(insert(Notification), rows)
     return len(rows)
 
 
