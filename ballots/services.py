@@ -49,15 +49,8 @@ from web.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
 from web.logs import security_event
 
-METHODS = ("yes_no_abstain", "single", "approval")
-RULES = (
-    "simple_majority",
-    "absolute_majority",
-    "two_thirds",
-    "three_quarters",
-    "art278_ordinary",
-    "art278_major",
-)
+METHODS = tally.METHODS
+RULES = tally.RULES
 ART278 = ("art278_ordinary", "art278_major")
 YES_NO_OPTIONS = [
     {"id": "yes", "label": "同意 Yes"},

@@ -55,15 +55,8 @@ CHANNELS = ("online", "paper", "proxy")
 OUTCOMES = ("final", "annulled")
 SECRECY = ("secret", "named")
 ELECTORATES = ("residents", "owners", "households")
-METHODS = ("yes_no_abstain", "single", "approval")
-RULES = (
-    "simple_majority",
-    "absolute_majority",
-    "two_thirds",
-    "three_quarters",
-    "art278_ordinary",
-    "art278_major",
-)
+METHODS = tallying.METHODS
+RULES = tallying.RULES
 YES_NO_OPTIONS = ("yes", "no", "abstain")
 PARALLEL_FROM = 2000  # entries; smaller boards are checked in-process
 CHUNKS_PER_WORKER = 24  # small spans: the workers finish together
