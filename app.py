@@ -122,6 +122,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         database.install_sqlite_pragmas(db.engine, busy_ms)
+        database.forget_connections_after_fork(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     # Request ids and raw-input checks run before CSRF reads the form.
     register_request_guards(app)

@@ -4,6 +4,8 @@ transactions) and PostgreSQL (pre-ping), plus the transaction helpers services u
 from __future__ import annotations
 
 import contextvars
+import os
+import weakref
 from contextlib import contextmanager
 
 from sqlalchemy import event
@@ -19,6 +21,21 @@ from web.extensions import db
 write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("write_intent", default=True)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def forget_connections_after_fork(engine: Engine) -> None:
+    """A forked child (gunicorn --preload, multiprocessing) must not use the connections
+    its parent opened: drop them from the child's pool without closing them (RELIABILITY
+    T13); the child opens its own on first use."""
+    reference = weakref.ref(engine)
+
+    def _in_child() -> None:
+        found = reference()
+        if found is not None:
+            found.dispose(close=False)
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_in_child)
 
 
 def engine_options(uri: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> dict:

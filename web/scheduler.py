@@ -29,6 +29,7 @@ import os
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,6 +68,31 @@ class Sweep:
 sweeps: list[Sweep] = []
 
 _lock = threading.RLock()
+
+# Held while a sweep runs and across fork(): a child never inherits a sweep's open
+# transaction (gunicorn --preload forks the master, whose scheduler may be sweeping).
+_sweeping = threading.RLock()
+
+
+def _before_fork() -> None:
+    _sweeping.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _sweeping.release()
+
+
+def _after_fork_in_child() -> None:
+    global _sweeping
+    _sweeping = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 def register_sweep(name: str, every_seconds: int = 10) -> Callable[[SweepFunction], SweepFunction]:
@@ -135,7 +161,7 @@ def _run(app: Flask, sweep: Sweep, now: datetime | None) -> tuple[int, bool]:
     # Jobs write: on SQLite their transactions must begin with BEGIN IMMEDIATE.
     token = write_intent.set(True)
     try:
-        with app.app_context():
+        with _sweeping, app.app_context():
             try:
                 _log(logging.DEBUG, "job_started", job=sweep.name, now=now)
                 changed = int(sweep.func(now) or 0)
@@ -317,13 +343,33 @@ def start_scheduler(app: Flask) -> BackgroundScheduler | None:
         scheduler.start()
         stop = functools.partial(_shutdown, scheduler)
         atexit.register(stop)
+        first_start = state["scheduler"] is None and not state.get("fork_hook")
         state.update(scheduler=scheduler, pid=os.getpid(), stop=stop)
+        if first_start and hasattr(os, "register_at_fork"):
+            # gunicorn --preload starts the app (and so this scheduler) in the master;
+            # its thread does not survive fork(), so each worker starts its own.
+            state["fork_hook"] = True
+            os.register_at_fork(
+                after_in_child=functools.partial(_restart_in_child, weakref.ref(app))
+            )
     _log(
         logging.INFO,
         "scheduler_started",
         jobs={sweep.name: interval_seconds(app, sweep) for sweep in list(sweeps)},
     )
     return scheduler
+
+
+def _restart_in_child(reference) -> None:
+    app = reference()
+    if app is None:
+        return
+    state = _state(app)
+    if state["scheduler"] is None or state["pid"] == os.getpid():
+        return  # stopped in the parent, or not a fork
+    # The parent's scheduler object has no thread here; start this process's own.
+    state.update(scheduler=None, pid=None, stop=None)
+    start_scheduler(app)
 
 
 def stop_scheduler(app: Flask, wait: bool = True) -> None:

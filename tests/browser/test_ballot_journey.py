@@ -274,14 +274,14 @@ def test_round_from_creation_to_verified_receipt(new_context, seed, console):
     ).to_be_checked()
     by_committee.get_by_label("Objection period after the close, in days").fill("0")
     first = question_block(by_committee, 1)
-    first.get_by_label("Question", exact=True).fill(LIFT_QUESTION)
+    first.get_by_label("Question text", exact=True).fill(LIFT_QUESTION)
     expect(first.get_by_label("How is it answered?")).to_have_value("yes_no_abstain")
     expect(first.get_by_label("Decision rule")).to_have_value("simple_majority")
     first.get_by_label("Proposal decided by this question (optional)").select_option(
         label=proposal_title
     )
     second = question_block(by_committee, 2)
-    second.get_by_label("Question", exact=True).fill(COLOUR_QUESTION)
+    second.get_by_label("Question text", exact=True).fill(COLOUR_QUESTION)
     second.get_by_label("How is it answered?").select_option(label="Choose one option")
     second.get_by_label("Options, one per line (not needed for Yes / No / Abstain)").fill(
         "\n".join(COLOURS)
