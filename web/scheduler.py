@@ -69,29 +69,50 @@ sweeps: list[Sweep] = []
 
 _lock = threading.RLock()
 
-# Held while a sweep runs and across fork(): a child never inherits a sweep's open
-# transaction (gunicorn --preload forks the master, whose scheduler may be sweeping).
-_sweeping = threading.RLock()
+
+class _ForkGate:
+    """Sweeps run side by side; fork() waits until none is running (in other threads) and
+    keeps new ones from starting until it is done, so that a child (gunicorn --preload forks
+    the master, whose scheduler may be sweeping) never inherits a sweep's open transaction."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._sweeping: set[int] = set()
+        self._forking = False
+
+    def __enter__(self):
+        with self._cond:
+            while self._forking:
+                self._cond.wait()
+            self._sweeping.add(threading.get_ident())
+
+    def __exit__(self, *exc):
+        with self._cond:
+            self._sweeping.discard(threading.get_ident())
+            self._cond.notify_all()
+
+    def before_fork(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            self._forking = True
+            while self._sweeping - {me}:
+                self._cond.wait()
+
+    def after_fork_in_parent(self) -> None:
+        with self._cond:
+            self._forking = False
+            self._cond.notify_all()
+
+    def after_fork_in_child(self) -> None:
+        self.__init__()
 
 
-def _before_fork() -> None:
-    _sweeping.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    _sweeping.release()
-
-
-def _after_fork_in_child() -> None:
-    global _sweeping
-    _sweeping = threading.RLock()
-
-
+_fork_gate = _ForkGate()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_in_parent,
-        after_in_child=_after_fork_in_child,
+        before=_fork_gate.before_fork,
+        after_in_parent=_fork_gate.after_fork_in_parent,
+        after_in_child=_fork_gate.after_fork_in_child,
     )
 
 
@@ -161,7 +182,7 @@ def _run(app: Flask, sweep: Sweep, now: datetime | None) -> tuple[int, bool]:
     # Jobs write: on SQLite their transactions must begin with BEGIN IMMEDIATE.
     token = write_intent.set(True)
     try:
-        with _sweeping, app.app_context():
+        with _fork_gate, app.app_context():
             try:
                 _log(logging.DEBUG, "job_started", job=sweep.name, now=now)
                 changed = int(sweep.func(now) or 0)
