@@ -44,7 +44,7 @@ from crypto import board, tally, writer
 from deliberation import services as deliberation
 from deliberation.lifecycle import Status as ProposalStatus
 from deliberation.models import Proposal
-from web.database import add_unique
+from web.database import add_unique, begin_writing
 from web.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
 from web.logs import security_event
@@ -534,8 +534,9 @@ def question_draft(question: Question) -> QuestionDraft:
 
 
 def _lock(round_id: int) -> Round:
-    """Lock the round's row for this transaction (a no-op statement on SQLite, where the
-    transaction already holds the write lock) and read it afresh."""
+    """Lock the round's row for this transaction (on SQLite: the database's write lock)
+    and read it afresh."""
+    begin_writing()
     found = db.session.execute(
         select(Round)
         .where(Round.id == round_id)

@@ -51,6 +51,7 @@ from community.services import can_read, require
 from community.views import load_community
 from crypto import tally
 from deliberation.views import NOTIFICATION_TEXTS
+from web.database import reads_first
 from web.errors import DomainError, InvalidInput, PermissionDenied
 from web.extensions import db
 from web.forms import options, render_form
@@ -375,6 +376,7 @@ def vote(round_id: int):
 
 
 @blueprint.post("/r/<int:round_id>/cast")
+@reads_first
 @login_required
 def cast(round_id: int):
     round_ = load_round(round_id)

@@ -61,7 +61,31 @@ def install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int = SQLITE_BUSY_TI
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
+        immediate = write_intent.get()
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        connection.info["immediate"] = immediate
+
+
+def reads_first(view):
+    """Mark a view whose request reads (the member, the object, the checks) before it
+    writes: on SQLite it starts without the write lock, and the service takes it with
+    `begin_writing()` just before writing, so the lock is held for the writing only."""
+    view.reads_first = True
+    return view
+
+
+def begin_writing() -> None:
+    """Make sure this transaction holds SQLite's write lock from here on. A deferred
+    transaction that has only read is ended and a BEGIN IMMEDIATE begun in its place
+    (upgrading it in place could fail at once with "database is locked"): what is read
+    from here on is current; what must not change is re-read under the lock. A no-op on
+    PostgreSQL and for transactions begun with the write lock."""
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite" or connection.info.get("immediate", True):
+        return
+    connection.exec_driver_sql("COMMIT")
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    connection.info["immediate"] = True
 
 
 @contextmanager

@@ -87,7 +87,11 @@ def register_request_guards(app) -> None:
         g.request_id = secrets.token_hex(8)
         check_raw_input(app)
         # GET never changes state, so it needs no write lock on SQLite.
-        g.write_intent_token = write_intent.set(request.method not in SAFE_METHODS)
+        view = app.view_functions.get(request.endpoint)
+        writes_at_once = request.method not in SAFE_METHODS and not getattr(
+            view, "reads_first", False
+        )
+        g.write_intent_token = write_intent.set(writes_at_once)
         values = list(request.args.items(multi=True))
         if request.method not in SAFE_METHODS and request.mimetype in (
             "application/x-www-form-urlencoded",
