@@ -29,7 +29,6 @@ import os
 import threading
 import time
 import traceback
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,52 +67,6 @@ class Sweep:
 sweeps: list[Sweep] = []
 
 _lock = threading.RLock()
-
-
-class _ForkGate:
-    """Sweeps run side by side; fork() waits until none is running (in other threads) and
-    keeps new ones from starting until it is done, so that a child (gunicorn --preload forks
-    the master, whose scheduler may be sweeping) never inherits a sweep's open transaction."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._sweeping: set[int] = set()
-        self._forking = False
-
-    def __enter__(self):
-        with self._cond:
-            while self._forking:
-                self._cond.wait()
-            self._sweeping.add(threading.get_ident())
-
-    def __exit__(self, *exc):
-        with self._cond:
-            self._sweeping.discard(threading.get_ident())
-            self._cond.notify_all()
-
-    def before_fork(self) -> None:
-        me = threading.get_ident()
-        with self._cond:
-            self._forking = True
-            while self._sweeping - {me}:
-                self._cond.wait()
-
-    def after_fork_in_parent(self) -> None:
-        with self._cond:
-            self._forking = False
-            self._cond.notify_all()
-
-    def after_fork_in_child(self) -> None:
-        self.__init__()
-
-
-_fork_gate = _ForkGate()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_fork_gate.before_fork,
-        after_in_parent=_fork_gate.after_fork_in_parent,
-        after_in_child=_fork_gate.after_fork_in_child,
-    )
 
 
 def register_sweep(name: str, every_seconds: int = 10) -> Callable[[SweepFunction], SweepFunction]:
@@ -182,7 +135,7 @@ def _run(app: Flask, sweep: Sweep, now: datetime | None) -> tuple[int, bool]:
     # Jobs write: on SQLite their transactions must begin with BEGIN IMMEDIATE.
     token = write_intent.set(True)
     try:
-        with _fork_gate, app.app_context():
+        with app.app_context():
             try:
                 _log(logging.DEBUG, "job_started", job=sweep.name, now=now)
                 changed = int(sweep.func(now) or 0)
@@ -364,33 +317,13 @@ def start_scheduler(app: Flask) -> BackgroundScheduler | None:
         scheduler.start()
         stop = functools.partial(_shutdown, scheduler)
         atexit.register(stop)
-        first_start = state["scheduler"] is None and not state.get("fork_hook")
         state.update(scheduler=scheduler, pid=os.getpid(), stop=stop)
-        if first_start and hasattr(os, "register_at_fork"):
-            # gunicorn --preload starts the app (and so this scheduler) in the master;
-            # its thread does not survive fork(), so each worker starts its own.
-            state["fork_hook"] = True
-            os.register_at_fork(
-                after_in_child=functools.partial(_restart_in_child, weakref.ref(app))
-            )
     _log(
         logging.INFO,
         "scheduler_started",
         jobs={sweep.name: interval_seconds(app, sweep) for sweep in list(sweeps)},
     )
     return scheduler
-
-
-def _restart_in_child(reference) -> None:
-    app = reference()
-    if app is None:
-        return
-    state = _state(app)
-    if state["scheduler"] is None or state["pid"] == os.getpid():
-        return  # stopped in the parent, or not a fork
-    # The parent's scheduler object has no thread here; start this process's own.
-    state.update(scheduler=None, pid=None, stop=None)
-    start_scheduler(app)
 
 
 def stop_scheduler(app: Flask, wait: bool = True) -> None:

@@ -310,45 +310,6 @@ def test_two_gunicorn_workers_with_schedulers_close_a_round_once(
     assert report.ok, report.problems
 
 
-@pytest.mark.xdist_group("servers")
-def test_preloaded_recycled_workers_close_a_round_once(db, estate, make_round, cast, gunicorn):
-    """T13: gunicorn --preload starts the app, and so a scheduler, in the master before it
-    forks; each worker then starts its own (the master's thread does not survive fork) and
-    forgets the master's database connections. With --max-requests the workers are
-    recycled while the round closes: it closes once, every request is answered, and no
-    sweep fails."""
-    from tests.ballots.test_concurrency import Browser
-
-    now = datetime.now(UTC).replace(microsecond=0)
-    closes_at = now + timedelta(seconds=5)
-    round_ = make_round(opens_at=closes_at - timedelta(minutes=11), closes_at=closes_at)
-    cast(estate.voters[0], round_, {"q1": ["yes"]}, now=now)
-    server = gunicorn.start(
-        workers=2,
-        args=["--preload", "--max-requests", "4", "--max-requests-jitter", "0"],
-        SCHEDULER_ENABLED=True,
-        SCHEDULER_TICK_SECONDS=1,
-    )
-    statuses = []
-    deadline = time.monotonic() + 40
-    while status_of(round_) == "open" and time.monotonic() < deadline:
-        statuses.append(Browser(server.port).get(f"/r/{round_.id}").status)
-        time.sleep(0.05)
-    for _ in range(12):  # more recycling after the close
-        statuses.append(Browser(server.port).get("/healthz").status)
-    time.sleep(1.5)
-    log = server.log_text()
-    assert status_of(round_) == "closed", log[-3000:]
-    assert set(statuses) <= {200, 302}, statuses
-    assert log.count("Booting worker with pid") > 2, "the workers were recycled"
-    assert log.count('"event": "scheduler_started"') > 2, log[-3000:]
-    assert '"job_failed"' not in log and "Traceback" not in log, log[-3000:]
-    assert len(entries_of(round_.id, "close")) == 1
-    assert len(entries_of(round_.id, "result")) == 1
-    report = board_report(round_.id)
-    assert report.ok, report.problems
-
-
 # ---------------------------------------------------------------- T14: a close that crashes
 
 
