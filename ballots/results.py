@@ -16,8 +16,6 @@ from ballots.forms import METHOD_LABELS, RULE_LABELS
 from ballots.models import Round
 from crypto import tally
 
-YES_NO_LABELS = {"yes": "Yes", "no": "No", "abstain": "Abstain"}
-
 BAR_MAX = 300  # px: the longest bar of a chart
 
 

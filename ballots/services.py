@@ -282,28 +282,18 @@ def _place_of(user: User, membership: Membership, round_: Round, fresh: bool = F
     return voter
 
 
-def may_vote(user: User | None, round_: Round) -> bool:
-    if not round_.is_open:
-        return False
+def place_of(user: User | None, round_: Round) -> Voter | None:
+    """The user's place in the round's electorate, or None (for showing pages)."""
     try:
-        voter_of(user, round_)
+        return voter_of(user, round_)
     except NotEligible:
-        return False
-    return True
+        return None
 
 
 def current_ballot(voter: Voter) -> Ballot | None:
     return db.session.scalar(
         select(Ballot).where(Ballot.voter_id == voter.id, Ballot.is_current.is_(True))
     )
-
-
-def my_current_ballot(user: User | None, round_: Round) -> Ballot | None:
-    try:
-        voter = voter_of(user, round_)
-    except NotEligible:
-        return None
-    return current_ballot(voter)
 
 
 # ---------------------------------------------------------------- creating and editing
@@ -447,15 +437,17 @@ def _checked_question(community, draft: RoundDraft, q: QuestionDraft, position: 
     }
 
 
-def schedulable_proposals(community: Community) -> list[Proposal]:
+def schedulable_proposals(community: Community, round_: Round | None = None) -> list[Proposal]:
+    """Proposals a question may decide: those scheduled for a vote, and (when editing) the
+    ones the round's questions already decide."""
+    choosable = (Proposal.status == ProposalStatus.SCHEDULED) & Proposal.hidden_at.is_(None)
+    if round_ is not None:
+        linked = [q.proposal_id for q in round_.questions if q.proposal_id]
+        choosable = choosable | Proposal.id.in_(linked)
     return list(
         db.session.scalars(
             select(Proposal)
-            .where(
-                Proposal.community_id == community.id,
-                Proposal.status == ProposalStatus.SCHEDULED,
-                Proposal.hidden_at.is_(None),
-            )
+            .where(Proposal.community_id == community.id, choosable)
             .order_by(Proposal.status_changed_at)
         )
     )
@@ -861,18 +853,19 @@ def _record(
     return ballot
 
 
-def paper_voters(actor: User, round_: Round) -> list[Voter]:
+def paper_voters(actor: User, round_: Round) -> list[tuple[Voter, str]]:
+    """The round's voters with a label for the committee's list (unit · name), in one query."""
     require(actor, "run_rounds", round_.community)
-    return list(
-        db.session.scalars(select(Voter).where(Voter.round_id == round_.id).order_by(Voter.unit))
+    rows = db.session.execute(
+        select(Voter, User.display_name)
+        .outerjoin(User, User.id == Voter.user_id)
+        .where(Voter.round_id == round_.id)
+        .order_by(Voter.unit)
     )
-
-
-def voter_label(voter: Voter) -> str:
-    if voter.user_id:
-        user = db.session.get(User, voter.user_id)
-        return f"{voter.unit or ''} · {user.display_name}" if user else (voter.unit or "")
-    return voter.unit or ""
+    return [
+        (voter, f"{voter.unit or ''} · {name}" if name else (voter.unit or ""))
+        for voter, name in rows
+    ]
 
 
 def record_paper_ballot(

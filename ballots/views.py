@@ -54,7 +54,7 @@ from deliberation.views import NOTIFICATION_TEXTS
 from web.database import reads_first
 from web.errors import DomainError, InvalidInput, PermissionDenied
 from web.extensions import db
-from web.forms import options, render_form
+from web.forms import form_error, options, render_form
 
 blueprint = Blueprint("ballots", __name__)
 
@@ -135,7 +135,8 @@ def rounds(community_id: int):
 def round_page(round_id: int):
     round_ = load_round(round_id)
     user = _user()
-    ballot = services.my_current_ballot(user, round_)
+    place = services.place_of(user, round_) if round_.is_open else None
+    ballot = services.current_ballot(place) if place else None
     statement = round_.result_data if round_.is_tallied else None
     return render_template(
         "ballots/round.html",
@@ -143,7 +144,7 @@ def round_page(round_id: int):
         community=round_.community,
         size=services.electorate_size(round_),
         turnout=services.turnout(round_) if round_.status != RoundStatus.SCHEDULED else None,
-        may_vote=services.may_vote(user, round_),
+        may_vote=place is not None,
         ballot=ballot,
         can_run=services.can_run(user, round_.community),
         results=result_views.question_results(round_, statement) if statement else None,
@@ -173,16 +174,8 @@ def _local(moment: datetime | None, zone: str) -> datetime | None:
 def _round_form(community, round_=None) -> RoundForm:
     form = RoundForm()
     proposals = [("", _("None"))] + [
-        (str(p.id), p.title) for p in services.schedulable_proposals(community)
+        (str(p.id), p.title) for p in services.schedulable_proposals(community, round_)
     ]
-    if round_ is not None:
-        linked = {q.proposal_id for q in round_.questions if q.proposal_id}
-        from deliberation.models import Proposal
-
-        for pid in linked:
-            proposal = db.session.get(Proposal, pid)
-            if proposal and str(pid) not in {v for v, _label in proposals}:
-                proposals.append((str(pid), proposal.title))
     wanted = request.args.get("questions", type=int) or 0
     while len(form.questions) < min(max(wanted, QUESTION_SLOTS), MAX_QUESTION_SLOTS):
         form.questions.append_entry()
@@ -221,11 +214,6 @@ def _draft(form: RoundForm, zone: str) -> services.RoundDraft:
     )
 
 
-def _form_error(form, error: DomainError, template: str, **context):
-    form.form_errors.append(str(error.message))
-    return render_form(template, form, status=error.status, **context)
-
-
 @blueprint.route("/c/<int:community_id>/rounds/new", methods=["GET", "POST"])
 @login_required
 def new_round(community_id: int):
@@ -238,7 +226,7 @@ def new_round(community_id: int):
         try:
             round_ = services.create_round(_user(), community, _draft(form, community.timezone))
         except DomainError as error:
-            return _form_error(form, error, "ballots/edit.html", community=community, round=None)
+            return form_error(form, error, "ballots/edit.html", community=community, round=None)
         db.session.commit()
         flash(_("The voting round is scheduled. You can change it until it opens."), "success")
         return redirect(url_for("ballots.round_page", round_id=round_.id), 303)
@@ -278,7 +266,7 @@ def edit_round(round_id: int):
         try:
             services.update_round(_user(), round_, _draft(form, community.timezone))
         except DomainError as error:
-            return _form_error(form, error, "ballots/edit.html", community=community, round=round_)
+            return form_error(form, error, "ballots/edit.html", community=community, round=round_)
         db.session.commit()
         flash(_("The voting round was changed."), "success")
         return redirect(url_for("ballots.round_page", round_id=round_id), 303)
@@ -329,9 +317,13 @@ def _review_page(round_, manifest, answers, nonce, problem=None, status=200):
     )
 
 
-def _ready_to_vote(round_: Round):
+def _require_open(round_: Round) -> None:
     if not round_.is_open:
         raise services.RoundClosed() if round_.is_tallied else services.RoundNotOpen()
+
+
+def _ready_to_vote(round_: Round):
+    _require_open(round_)
     services.voter_of(_user(), round_)
     return round_.manifest_data
 
@@ -380,8 +372,7 @@ def vote(round_id: int):
 @login_required
 def cast(round_id: int):
     round_ = load_round(round_id)
-    if not round_.is_open:
-        raise services.RoundClosed() if round_.is_tallied else services.RoundNotOpen()
+    _require_open(round_)
     form = EmptyForm()
     if not form.validate_on_submit():
         raise InvalidInput(_("This form has expired. Please start again."))
@@ -426,16 +417,15 @@ def receipt(round_id: int, ballot_id: int):
 def paper_ballot(round_id: int):
     round_ = load_round(round_id)
     voters = services.paper_voters(_user(), round_)
-    if not round_.is_open:
-        raise services.RoundNotOpen()
+    _require_open(round_)
     manifest = round_.manifest_data
     form = PaperBallotForm()
     form.voter.choices = options(
         [("", _("Choose the voter"))]
         + [
-            (str(v.id), services.voter_label(v))
-            for v in voters
-            if v.channel in (None, "paper", "proxy")
+            (str(voter.id), label)
+            for voter, label in voters
+            if voter.channel in (None, "paper", "proxy")
         ]
     )
     if request.method == "GET":
@@ -461,7 +451,7 @@ def paper_ballot(round_id: int):
                 nonce=form.nonce.data or "",
             )
         except DomainError as error:
-            return _form_error(form, error, "ballots/paper.html", **context)
+            return form_error(form, error, "ballots/paper.html", **context)
         db.session.commit()
         flash(_("The paper ballot was recorded on the board."), "success")
         return redirect(url_for("ballots.paper_ballot", round_id=round_id), 303)

@@ -36,7 +36,7 @@ from community.forms import (
 from community.permissions import CHILD_KINDS, CommunityKind
 from web.errors import DomainError, render_error
 from web.extensions import db, htmx
-from web.forms import options, render_form, safe_next_url
+from web.forms import form_error, options, render_form, safe_next_url
 from web.i18n import LANGUAGE_COOKIE, LANGUAGES, TEXT_SIZE_COOKIE
 
 blueprint = Blueprint("community", __name__)
@@ -61,11 +61,6 @@ def load_community(community_id: int):
 
 def _user():
     return current_user._get_current_object()
-
-
-def _form_error(form, error: DomainError, template: str, **context):
-    form.form_errors.append(str(error.message))
-    return render_form(template, form, status=error.status, **context)
 
 
 # ---------------------------------------------------------------- home and browsing
@@ -124,7 +119,7 @@ def join(community_id: int):
     try:
         services.request_join(_user(), community, form.unit.data)
     except DomainError as error:
-        return _form_error(form, error, "community/join.html", community=community)
+        return form_error(form, error, "community/join.html", community=community)
     db.session.commit()
     flash(_("Your request was sent. A committee member will check it soon."), "success")
     return redirect(url_for("community.community_page", community_id=community.id))
@@ -144,7 +139,7 @@ def redeem_code():
         try:
             membership = services.redeem_invite(_user(), form.code.data)
         except DomainError as error:
-            return _form_error(form, error, "community/redeem.html")
+            return form_error(form, error, "community/redeem.html")
         db.session.commit()
         flash(
             _(
@@ -286,7 +281,7 @@ def _community_form(parent):
                 form.description.data or "",
             )
         except DomainError as error:
-            return _form_error(form, error, "community/new.html", parent=parent)
+            return form_error(form, error, "community/new.html", parent=parent)
         db.session.commit()
         flash(_("Created."), "success")
         return redirect(url_for("community.community_page", community_id=community.id))

@@ -23,19 +23,24 @@ write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("write_inten
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
+# Engines whose pooled connections a forked child must not use; one at-fork hook for all.
+_engines: weakref.WeakSet = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def forget_connections_after_fork(engine: Engine) -> None:
-    """A forked child (gunicorn --preload, multiprocessing) must not use the connections
-    its parent opened: drop them from the child's pool without closing them (RELIABILITY
-    T13); the child opens its own on first use."""
-    reference = weakref.ref(engine)
-
-    def _in_child() -> None:
-        found = reference()
-        if found is not None:
-            found.dispose(close=False)
-
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_in_child)
+    """A forked child (a gunicorn worker, the verifier's processes) must not use the
+    connections its parent opened: they are dropped from the child's pool without closing
+    them; the child opens its own on first use."""
+    _engines.add(engine)
 
 
 def engine_options(uri: str, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> dict:

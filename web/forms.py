@@ -18,6 +18,12 @@ def render_form(template: str, form, status: int | None = None, **context):
     return render_template(template, form=form, **context), status
 
 
+def form_error(form, error, template: str, **context):
+    """Show a form again with a domain error's message, with the error's 4xx status."""
+    form.form_errors.append(str(error.message))
+    return render_form(template, form, status=error.status, **context)
+
+
 def options(pairs) -> list[SelectChoice]:
     """Choices for SelectField/RadioField from (value, label) pairs."""
     return [SelectChoice(str(value), label) for value, label in pairs]
