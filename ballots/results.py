@@ -3,8 +3,6 @@ statement, with each question's verdict explained in plain words."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -15,6 +13,7 @@ from flask_babel import gettext as _
 from ballots.forms import METHOD_LABELS, RULE_LABELS
 from ballots.models import Round
 from crypto import tally
+from web.exports import csv_document
 
 BAR_MAX = 300  # px: the longest bar of a chart
 
@@ -185,32 +184,23 @@ def question_results(round_: Round, statement: dict) -> list[QuestionResult]:
     return out
 
 
-def _cell(value) -> str:
-    """CSV cells that a spreadsheet would run as a formula are quoted (RELIABILITY T42)."""
-    text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
 def results_csv(round_: Round, statement: dict) -> str:
-    buffer = io.StringIO()
-    out = csv.writer(buffer)
-    out.writerow(["round", "question", "option", "votes", "area_m2", "winner", "verdict"])
-    for result in question_results(round_, statement):
-        for row in result.rows:
-            out.writerow(
-                [
-                    _cell(round_.title),
-                    _cell(result.title),
-                    _cell(row.label),
-                    row.count,
-                    str(Decimal(row.weight) / 100),
-                    "yes" if row.won else "no",
-                    _cell(result.verdict),
-                ]
-            )
-    return buffer.getvalue()
+    return csv_document(
+        ["round", "question", "option", "votes", "area_m2", "winner", "verdict"],
+        (
+            [
+                round_.title,
+                result.title,
+                row.label,
+                row.count,
+                str(Decimal(row.weight) / 100),
+                "yes" if row.won else "no",
+                result.verdict,
+            ]
+            for result in question_results(round_, statement)
+            for row in result.rows
+        ),
+    )
 
 
 def results_json(round_: Round, statement: dict, signature: str | None) -> dict:

@@ -1008,17 +1008,40 @@ def finalize_round(round_id: int, now: datetime) -> bool:
         return False
     round_ = _lock(round_id)
     _append(round_, "final", writer.final_payload("final", now, ""))
-    outcomes = {q["id"]: q for q in round_.result_data["questions"]}
-    for question in round_.questions:
-        if question.proposal_id:
-            proposal = db.session.get(Proposal, question.proposal_id)
-            passed = outcomes[question.key]["passed"]
-            deliberation.change_status(
-                proposal, ProposalStatus.ACCEPTED if passed else ProposalStatus.REJECTED
-            )
+    _decide_proposals(round_, now)
     _notify_electorate(round_, "round_final")
     security_event("round_final", round_id=round_.id)
     return True
+
+
+def _decide_proposals(round_: Round, now: datetime) -> None:
+    """Hand each linked proposal its verified outcome: the deliberation package records
+    the decision and starts the implementation of an accepted one."""
+    from ballots import results
+    from deliberation import implementation
+
+    manifest = round_.manifest_data
+    electorate = manifest["electorate"]
+    outcomes = {q["id"]: q for q in round_.result_data["questions"]}
+    specs = {q["id"]: q for q in manifest["questions"]}
+    for question in round_.questions:
+        if not question.proposal_id:
+            continue
+        outcome = outcomes[question.key]
+        turnout = (
+            Fraction(outcome["participants"], electorate["voters"])
+            if electorate["voters"]
+            else None
+        )
+        implementation.decide(
+            db.session.get(Proposal, question.proposal_id),
+            bool(outcome["passed"]),
+            decided_at=now,
+            summary=results.verdict(specs[question.key], electorate, outcome),
+            turnout=turnout,
+            round_title=round_.title,
+            round_url=f"/r/{round_.id}",
+        )
 
 
 def annul_round(actor: User, round_: Round, reason: str, now: datetime | None = None) -> Round:

@@ -17,7 +17,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from community.forms import REQUIRED
-from deliberation.lifecycle import Stance
+from deliberation.lifecycle import AsDecided, Stance, Work
 from web.forms import PlainText, options
 
 STANCE_LABELS = {
@@ -110,3 +110,105 @@ class CategoryForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """Only the CSRF token: for buttons that need no input."""
+
+
+# ---------------------------------------------------------------- implementation
+
+WORK_LABELS = {
+    Work.NOT_STARTED: _l("Not started"),
+    Work.IN_PROGRESS: _l("In progress"),
+    Work.BLOCKED: _l("Blocked"),
+    Work.COMPLETED: _l("Completed"),
+    Work.ABANDONED: _l("Abandoned"),
+}
+
+AS_DECIDED_LABELS = {
+    AsDecided.YES: _l("Yes, as decided"),
+    AsDecided.PARTLY: _l("Partly"),
+    AsDecided.NO: _l("No"),
+}
+
+SATISFACTION_LABELS = {
+    1: _l("1 – very dissatisfied"),
+    2: _l("2 – dissatisfied"),
+    3: _l("3 – so-so"),
+    4: _l("4 – satisfied"),
+    5: _l("5 – very satisfied"),
+}
+
+
+class PlanForm(FlaskForm):
+    """The milestones come as repeated `milestone_title` / `milestone_due` fields."""
+
+    responsible = StringField(
+        _l(
+            "Who is responsible (a committee member, the property management company, a contractor)"
+        ),
+        validators=[DataRequired(REQUIRED), Length(max=200), PlainText()],
+    )
+    responsible_user = SelectField(
+        _l("Member who reports progress (optional)"), choices=[], default=""
+    )
+    budget = StringField(_l("Budget in yuan (optional)"), validators=[Optional(), Length(max=20)])
+    budget_source = StringField(
+        _l("Where the money comes from (e.g. maintenance fund, public income)"),
+        validators=[Optional(), Length(max=200), PlainText()],
+    )
+
+
+class UpdateForm(FlaskForm):
+    body = TextAreaField(
+        _l("What was done? (Markdown)"),
+        validators=[DataRequired(REQUIRED), Length(max=5000), PlainText(allow_newlines=True)],
+    )
+    status = SelectField(_l("Status"), choices=[], validators=[DataRequired(REQUIRED)])
+    reason = TextAreaField(
+        _l("Reason (needed when blocked or abandoned; shown publicly)"),
+        validators=[Optional(), Length(max=2000), PlainText(allow_newlines=True)],
+    )
+    percent = StringField(
+        _l("Percent complete (0–100)"), validators=[DataRequired(REQUIRED), Length(max=4)]
+    )
+    milestone = SelectField(
+        _l("Milestone reached with this update (optional)"), choices=[], default=""
+    )
+    spent = StringField(
+        _l("Money spent so far, in yuan (optional)"), validators=[Optional(), Length(max=20)]
+    )
+    photos = MultipleFileField(_l("Photos (up to 6; JPEG, PNG or WebP)"))
+
+
+class RatingForm(FlaskForm):
+    satisfaction = RadioField(
+        _l("How satisfied are you with the result?"),
+        choices=options((str(n), label) for n, label in SATISFACTION_LABELS.items()),
+        validators=[InputRequired(REQUIRED)],
+    )
+    as_decided = RadioField(
+        _l("Was it done as decided?"),
+        choices=options((a.value, label) for a, label in AS_DECIDED_LABELS.items()),
+        validators=[InputRequired(REQUIRED)],
+    )
+    comment = TextAreaField(
+        _l("Comment (optional)"),
+        validators=[Optional(), Length(max=1000), PlainText(allow_newlines=True)],
+    )
+
+
+class MidwayRatingForm(FlaskForm):
+    satisfaction = RadioField(
+        _l("How is it going?"),
+        choices=options((str(n), label) for n, label in SATISFACTION_LABELS.items()),
+        validators=[InputRequired(REQUIRED)],
+    )
+    comment = TextAreaField(
+        _l("Comment (optional)"),
+        validators=[Optional(), Length(max=1000), PlainText(allow_newlines=True)],
+    )
+
+
+class UpdateCommentForm(FlaskForm):
+    body = TextAreaField(
+        _l("Your comment on this update"),
+        validators=[DataRequired(REQUIRED), Length(max=5000), PlainText(allow_newlines=True)],
+    )

@@ -68,3 +68,51 @@ class Category(StrEnum):
 MAX_REPLY_DEPTH = 2  # a comment (0), a reply (1), a reply to a reply (2): three levels
 COMMENT_EDIT_MINUTES = 15
 MAX_PHOTOS = 6
+
+
+# ---------------------------------------------------------------- implementation
+
+
+class Work(StrEnum):
+    """Where the carrying-out of an accepted proposal stands."""
+
+    NOT_STARTED = "not_started"
+    IN_PROGRESS = "in_progress"
+    BLOCKED = "blocked"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+
+WORK_TRANSITIONS: dict[Work, frozenset[Work]] = {
+    # An update may keep the status (more progress, same state).
+    Work.NOT_STARTED: frozenset(
+        {Work.NOT_STARTED, Work.IN_PROGRESS, Work.BLOCKED, Work.COMPLETED, Work.ABANDONED}
+    ),
+    Work.IN_PROGRESS: frozenset({Work.IN_PROGRESS, Work.BLOCKED, Work.COMPLETED, Work.ABANDONED}),
+    Work.BLOCKED: frozenset({Work.BLOCKED, Work.IN_PROGRESS, Work.COMPLETED, Work.ABANDONED}),
+    Work.COMPLETED: frozenset(),
+    Work.ABANDONED: frozenset(),
+}
+ACTIVE_WORK = frozenset({Work.NOT_STARTED, Work.IN_PROGRESS, Work.BLOCKED})
+# A reason is required to enter these, and shown with the status.
+WORK_NEEDS_REASON = frozenset({Work.BLOCKED, Work.ABANDONED})
+# Only the owners' committee may give up on a decision.
+WORK_COMMITTEE_ONLY = frozenset({Work.ABANDONED})
+
+
+def can_report(current: str, target: str) -> bool:
+    return Work(target) in WORK_TRANSITIONS[Work(current)]
+
+
+class AsDecided(StrEnum):
+    """ "Was it done as decided?" in a rating of completed work."""
+
+    YES = "yes"
+    PARTLY = "partly"
+    NO = "no"
+
+
+STALE_DAYS = 30  # an active implementation without an update for this long is stale
+RATING_CHANGE_DAYS = 30  # a rating can be changed for this long after it was first given
+MAX_MILESTONES = 10
+FINAL_STAGE = "final"  # Rating.stage of the rating of completed work; "m<id>" mid-way

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -19,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from community.models import Community, User, UTCDateTime, utcnow
-from deliberation.lifecycle import Status
+from deliberation.lifecycle import Status, Work
 from web.extensions import db
 
 
@@ -139,6 +140,8 @@ class Comment(db.Model):
     proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"))
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id"), index=True)
+    # Set on comments about one implementation update (they are not in the main thread).
+    update_id: Mapped[int | None] = mapped_column(ForeignKey("progress_updates.id"), index=True)
     depth: Mapped[int] = mapped_column(Integer, default=0)
     stance: Mapped[str] = mapped_column(String(10))
     body: Mapped[str] = mapped_column(Text)
@@ -241,3 +244,181 @@ class Notification(db.Model):
 
     user: Mapped[User] = relationship()
     proposal: Mapped[Proposal | None] = relationship()
+
+
+# ---------------------------------------------------------------- status history
+
+
+class StatusChange(db.Model):
+    """Every status a proposal entered, with when and why: its page's timeline."""
+
+    __tablename__ = "proposal_status_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# ---------------------------------------------------------------- decisions and their carrying-out
+
+
+class Decision(db.Model):
+    """The final, verified outcome of a vote on a proposal, as the ballots package
+    published it: what the accountability board and the timeline show."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_community_decided", "community_id", "decided_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), unique=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    summary: Mapped[str] = mapped_column(Text)  # the rule's verdict in plain words
+    # Share of the electorate that took part, 0..1 (None when not known).
+    turnout: Mapped[Decimal | None] = mapped_column(Numeric(7, 6))
+    round_title: Mapped[str] = mapped_column(String(200), default="")
+    round_url: Mapped[str | None] = mapped_column(String(200))  # a site path
+
+    proposal: Mapped[Proposal] = relationship()
+
+
+class Implementation(db.Model):
+    """How an accepted proposal is carried out: who is responsible, the budget, the plan
+    and where it stands."""
+
+    __tablename__ = "implementations"
+    __table_args__ = (
+        Index("ix_implementations_status_activity", "status", "last_activity_at"),
+        CheckConstraint("percent >= 0 AND percent <= 100", name="percent_range"),
+        CheckConstraint("budget IS NULL OR budget >= 0", name="budget_positive"),
+        CheckConstraint("spent IS NULL OR spent >= 0", name="spent_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), unique=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=Work.NOT_STARTED.value)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    # The responsible party in words (a committee member, the property management
+    # company, a contractor), and optionally the member who reports for it.
+    responsible: Mapped[str] = mapped_column(String(200), default="")
+    responsible_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    budget: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    budget_source: Mapped[str] = mapped_column(String(200), default="")
+    spent: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    percent: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # or abandoned
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    proposal: Mapped[Proposal] = relationship()
+    responsible_user: Mapped[User | None] = relationship()
+    milestones: Mapped[list[Milestone]] = relationship(
+        order_by="Milestone.position", back_populates="implementation"
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (Work.NOT_STARTED, Work.IN_PROGRESS, Work.BLOCKED)
+
+
+class Milestone(db.Model):
+    __tablename__ = "milestones"
+    __table_args__ = (
+        UniqueConstraint("implementation_id", "position", name="uq_milestones_position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    implementation_id: Mapped[int] = mapped_column(ForeignKey("implementations.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    due_on: Mapped[date] = mapped_column(Date)  # in the community's time zone
+    reached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the overdue reminder went out (once per milestone).
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    implementation: Mapped[Implementation] = relationship(back_populates="milestones")
+
+
+class ProgressUpdate(db.Model):
+    """A report on the work: text, photos, percent complete, and optionally a milestone
+    reached, money spent so far and a change of status."""
+
+    __tablename__ = "progress_updates"
+    __table_args__ = (
+        Index("ix_progress_updates_implementation", "implementation_id", "created_at"),
+        CheckConstraint("percent >= 0 AND percent <= 100", name="percent_range"),
+        CheckConstraint("spent IS NULL OR spent >= 0", name="spent_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    implementation_id: Mapped[int] = mapped_column(ForeignKey("implementations.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    percent: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))  # the status after this update
+    reason: Mapped[str | None] = mapped_column(Text)
+    milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"))
+    spent: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User] = relationship()
+    milestone: Mapped[Milestone | None] = relationship()
+    photos: Mapped[list[UpdatePhoto]] = relationship(order_by="UpdatePhoto.position")
+
+
+class UpdatePhoto(db.Model):
+    __tablename__ = "update_photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    update_id: Mapped[int] = mapped_column(ForeignKey("progress_updates.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    stored_name: Mapped[str] = mapped_column(String(80), unique=True)  # random, never user text
+    display_name: Mapped[str] = mapped_column(String(100))
+    mime: Mapped[str] = mapped_column(String(20))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Rating(db.Model):
+    """A member's rating of the work: of the completed work (stage "final": satisfaction
+    and "was it done as decided?") or mid-way at a milestone (stage "m<milestone id>")."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (
+        UniqueConstraint("implementation_id", "user_id", "stage", name="uq_ratings_once"),
+        CheckConstraint("satisfaction >= 1 AND satisfaction <= 5", name="satisfaction_range"),
+        Index("ix_ratings_implementation_stage", "implementation_id", "stage", "satisfaction"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    implementation_id: Mapped[int] = mapped_column(ForeignKey("implementations.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    milestone_id: Mapped[int | None] = mapped_column(ForeignKey("milestones.id"))
+    satisfaction: Mapped[int] = mapped_column(Integer)
+    as_decided: Mapped[str | None] = mapped_column(String(10))  # an AsDecided value
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MonthlyDigest(db.Model):
+    """That a community's digest for a month went out: at most once (unique)."""
+
+    __tablename__ = "monthly_digests"
+    __table_args__ = (UniqueConstraint("community_id", "month", name="uq_digests_month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    month: Mapped[str] = mapped_column(String(7))  # "2026-11", in the community's zone
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)

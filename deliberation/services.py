@@ -48,6 +48,7 @@ from deliberation.models import (
     Proposal,
     Report,
     Revision,
+    StatusChange,
     Support,
 )
 from web.database import add_unique
@@ -333,8 +334,13 @@ def _move(proposal: Proposal, target: Status, reason: str | None = None, now=Non
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    moved = result.rowcount == 1
+    if moved:
+        db.session.add(
+            StatusChange(proposal_id=proposal.id, status=target.value, reason=reason, at=now)
+        )
     db.session.refresh(proposal)
-    return result.rowcount == 1
+    return moved
 
 
 def publish_proposal(author: User, proposal: Proposal) -> Proposal:
@@ -465,6 +471,7 @@ def withdraw_support(user: User, proposal: Proposal) -> bool:
 
 def _reach_threshold(proposal: Proposal) -> None:
     needed = required_support(proposal.community)
+    now = utcnow()
     moved = db.session.execute(
         update(Proposal)
         .where(
@@ -472,11 +479,14 @@ def _reach_threshold(proposal: Proposal) -> None:
             Proposal.status == Status.COLLECTING,
             Proposal.support_count >= needed,
         )
-        .values(status=Status.DELIBERATION.value, status_changed_at=utcnow())
+        .values(status=Status.DELIBERATION.value, status_changed_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.refresh(proposal)
     if moved:
+        db.session.add(
+            StatusChange(proposal_id=proposal.id, status=Status.DELIBERATION.value, at=now)
+        )
         _notify_followers(proposal, "threshold_reached")
 
 
@@ -638,8 +648,16 @@ def _comment_text_or_error(body: str) -> str:
 
 
 def post_comment(
-    author: User, proposal: Proposal, body: str, stance: str, parent: Comment | None = None
+    author: User,
+    proposal: Proposal,
+    body: str,
+    stance: str,
+    parent: Comment | None = None,
+    *,
+    update_id: int | None = None,
 ) -> Comment:
+    """A comment in the proposal's discussion, or with `update_id` on one of its
+    implementation updates (those are not counted in the discussion)."""
     require(author, "participate", proposal.community)
     if proposal.status == Status.DRAFT or proposal.is_hidden:
         raise Conflict(_("This proposal cannot be discussed."))
@@ -656,23 +674,27 @@ def post_comment(
             raise InvalidInput(_("You can only reply within the same discussion."))
         if parent.depth >= MAX_REPLY_DEPTH:
             raise InvalidInput(_("Replies go at most three levels deep."))
+        if parent.update_id != update_id:
+            raise InvalidInput(_("You can only reply within the same discussion."))
         depth = parent.depth + 1
     comment = Comment(
         proposal_id=proposal.id,
         author_id=author.id,
         parent_id=parent.id if parent else None,
+        update_id=update_id,
         depth=depth,
         stance=stance.value,
         body=body,
         body_html=markup.render_markdown(body),
     )
     db.session.add(comment)
-    db.session.execute(
-        update(Proposal)
-        .where(Proposal.id == proposal.id)
-        .values(comment_count=Proposal.comment_count + 1)
-        .execution_options(synchronize_session=False)
-    )
+    if update_id is None:
+        db.session.execute(
+            update(Proposal)
+            .where(Proposal.id == proposal.id)
+            .values(comment_count=Proposal.comment_count + 1)
+            .execution_options(synchronize_session=False)
+        )
     db.session.flush()
     follow(author, proposal)
     if parent is not None and parent.author_id != author.id and not parent.is_deleted:
@@ -754,6 +776,7 @@ class Thread:
 def _visible_comments(proposal: Proposal):
     return (
         Comment.proposal_id == proposal.id,
+        Comment.update_id.is_(None),
         Comment.hidden_at.is_(None),
         Comment.deleted_at.is_(None),
     )
@@ -781,7 +804,11 @@ def thread(proposal: Proposal, viewer: User | None = None, page: int = 1) -> Thr
             .order_by(Comment.helpful_count.desc(), Comment.id)
             .limit(1)
         )
-    top_level = (Comment.proposal_id == proposal.id, Comment.parent_id.is_(None))
+    top_level = (
+        Comment.proposal_id == proposal.id,
+        Comment.update_id.is_(None),
+        Comment.parent_id.is_(None),
+    )
     total = db.session.scalar(select(func.count(Comment.id)).where(*top_level))
     pages = max(1, math.ceil(total / THREAD_PAGE_SIZE))
     page = min(max(1, page), pages)
@@ -836,6 +863,7 @@ def thread_page_of(comment: Comment) -> int:
     before = db.session.scalar(
         select(func.count(Comment.id)).where(
             Comment.proposal_id == top.proposal_id,
+            Comment.update_id.is_(None),
             Comment.parent_id.is_(None),
             (Comment.created_at < top.created_at)
             | ((Comment.created_at == top.created_at) & (Comment.id < top.id)),

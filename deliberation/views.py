@@ -114,6 +114,10 @@ NOTIFICATION_TEXTS = {
     "status_changed": _l("The status changed:"),
     "moderated": _l("The neighborhood committee moderated your content on"),
     "suspended": _l("You were suspended from writing for a while. See the moderation log."),
+    "implementation_update": _l("New progress report on"),
+    "milestone_overdue": _l("A milestone is overdue on"),
+    "implementation_stale": _l("No progress reported for 30 days on"),
+    "monthly_digest": _l("Monthly report of your community:"),
 }
 
 
@@ -309,11 +313,16 @@ def _page_argument() -> int:
     return int(value) if value.isdigit() and len(value) < 7 else 1
 
 
-def _proposal_context(proposal, comment_form=None, page: int | None = None):
+def _proposal_context(
+    proposal, comment_form=None, page: int | None = None, update_form=None, rating_form=None
+):
+    from deliberation.implementation_views import work_context
+
     user = _user()
     community = proposal.community
     required = services.required_support(community)
     return dict(
+        work=work_context(proposal, user, update_form=update_form, rating_form=rating_form),
         proposal=proposal,
         community=community,
         thread=services.thread(proposal, user, page or _page_argument()),
@@ -669,7 +678,9 @@ def read_notifications():
 @blueprint.get("/photos/<name>/thumb", defaults={"thumb": True})
 @login_required
 def photo(name: str, thumb: bool):
-    photo = services.get_photo(_user(), name)
+    from deliberation import implementation
+
+    photo = implementation.get_update_photo(_user(), name) or services.get_photo(_user(), name)
     path = _upload_dir() / (f"thumb-{photo.stored_name}" if thumb else photo.stored_name)
     if not path.is_file():
         return render_error(404)
@@ -733,3 +744,7 @@ def add_category(community_id: int):
     db.session.commit()
     flash(_("Category added."), "success")
     return redirect(url_for("deliberation.settings", community_id=community.id))
+
+
+# The pages of implementation and the accountability board share this blueprint.
+from deliberation import implementation_views as _implementation_views  # noqa: E402, F401

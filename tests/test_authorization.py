@@ -69,6 +69,7 @@ RUNNERS = ("committee", "admin", "site_admin")  # run_rounds and configure
 AUTHOR = ("resident",)  # the resident wrote the draft, proposal R and comment RC
 # Voters of A's open round (ballots/services.py voter_of): verified, with a unit in A, not
 # suspended. Moderator and admin have no unit (make_member), the site admin no membership.
+RATERS = ("resident", "moderator", "committee", "admin")  # verified members of A itself
 VOTERS = ("resident", "committee")
 VOTER = ("resident",)  # cast the ballot whose receipt the matrix asks for
 
@@ -158,6 +159,20 @@ POLICY: dict[tuple[str, str], dict[str, object]] = {
     ("deliberation.edit_comment", "POST"): _reach(AUTHOR, OK, visitor=401),
     ("deliberation.delete_comment", "POST"): _reach(AUTHOR, OK, visitor=401),
     # --- deliberation: one's own notifications
+    # --- the feedback loop (implementation of W, completed work WC; see add_implementation)
+    ("deliberation.accountability_board", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("deliberation.accountability_csv", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("deliberation.accountability_json", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("deliberation.decision_notice", "GET"): _reach(READERS, 200, visitor=LOGIN),
+    ("deliberation.plan", "GET"): _reach(RUNNERS, 200, visitor=LOGIN),
+    ("deliberation.plan", "POST"): _reach(RUNNERS, OK, visitor=401),
+    ("deliberation.post_update", "GET"): _reach(RUNNERS, 200, visitor=LOGIN),
+    ("deliberation.post_update", "POST"): _reach(RUNNERS, OK, visitor=401),
+    ("deliberation.comment_on_update", "POST"): _reach(PARTICIPANTS, OK, visitor=401),
+    # Only verified members of the community itself rate (not the site admin), never the
+    # suspended one.
+    ("deliberation.rate", "POST"): _reach(RATERS, OK, visitor=401),
+    ("deliberation.rate_milestone", "POST"): _reach(RATERS, OK, visitor=401),
     ("deliberation.notifications", "GET"): _row(200, visitor=LOGIN),
     ("deliberation.read_notifications", "POST"): _row(OK, visitor=401),
     # --- ballots: the community's pages (403 for those who may not read the community).
@@ -475,9 +490,58 @@ def add_deliberation(db, world, make_member) -> None:
     world.b_secrets += [B_PROPOSAL_TITLE, B_PROPOSAL_BODY, B_COMMENT, B_REPORT, B_MODERATION]
     # (Not the photo's stored name: it is in the URL, and pages repeat their own URL.)
     world.b_secrets += ["Maple Secret", B_PHOTO_NAME]
+    add_implementation(db, world)
     assert (upload_dir() / world.photo_name).is_file()
     assert (upload_dir() / f"thumb-{world.photo_name}").is_file()
     assert utcnow() < suspended.suspended_until < utcnow() + timedelta(days=8)
+
+
+def add_implementation(db, world) -> None:
+    """In A: proposal W, accepted and in implementation, with a plan whose milestone M
+    is reached by the committee's update U; proposal WC, accepted and completed."""
+    from sqlalchemy import update
+
+    from community.models import utcnow
+    from deliberation import implementation, services
+    from deliberation.lifecycle import Status
+    from deliberation.models import Proposal
+
+    committee = world.users["committee"]
+
+    def decided(title: str):
+        proposal = services.submit_proposal(
+            world.author,
+            world.a,
+            services.ProposalDraft(title, "Decided by a vote.", "facilities", None),
+            publish=True,
+        )
+        db.session.execute(
+            update(Proposal).where(Proposal.id == proposal.id).values(status=Status.VOTING.value)
+        )
+        db.session.refresh(proposal)
+        implementation.decide(proposal, True, decided_at=utcnow(), summary="Passed.")
+        return proposal, implementation.implementation_of(proposal)
+
+    w, work = decided("Replace the gate lock")
+    implementation.plan(
+        committee,
+        work,
+        implementation.PlanDraft("Property office", milestones=[("Order", "2099-01-01")]),
+    )
+    entry = implementation.post_update(
+        committee,
+        work,
+        implementation.UpdateDraft(
+            "Ordered.", 20, "in_progress", milestone_id=work.milestones[0].id
+        ),
+    )
+    wc, done = decided("Fix the bench")
+    implementation.post_update(
+        committee, done, implementation.UpdateDraft("Fixed.", 100, "completed")
+    )
+    db.session.commit()
+    world.w_id, world.wc_id = w.id, wc.id
+    world.update_id, world.milestone_id = entry.id, work.milestones[0].id
 
 
 A_OPEN_QUESTION = "Buy new bins for gate 1?"
@@ -694,6 +758,11 @@ ROUTE_OBJECTS = {
     "deliberation.edit_comment": {"comment_id": "rc_id"},
     "deliberation.delete_comment": {"comment_id": "rc_id"},
     "deliberation.suspend": {"membership_id": "target_id"},
+    "deliberation.plan": {"proposal_id": "w_id"},
+    "deliberation.post_update": {"proposal_id": "w_id"},
+    "deliberation.decision_notice": {"proposal_id": "w_id"},
+    "deliberation.rate_milestone": {"proposal_id": "w_id"},
+    "deliberation.rate": {"proposal_id": "wc_id"},
     "ballots.edit_round": {"round_id": "scheduled_id"},
     "ballots.results_csv": {"round_id": "closed_id"},
     "ballots.results_json": {"round_id": "closed_id"},
@@ -720,6 +789,8 @@ def path_for(app, route: str, world, **overrides) -> str:
         "round_id": getattr(world, "open_id", None),
         "ballot_id": getattr(world, "receipt_id", None),
         "objection_id": getattr(world, "objection_id", None),
+        "update_id": getattr(world, "update_id", None),
+        "milestone_id": getattr(world, "milestone_id", None),
     }
     for key, attribute in ROUTE_OBJECTS.get(rule.endpoint, {}).items():
         values[key] = getattr(world, attribute)
@@ -797,6 +868,9 @@ def post_request(endpoint: str, app, world, actor: str) -> Req:
     if deliberation is not None:
         data, extra = deliberation
         return Req(path(endpoint), data, **extra)
+    work = implementation_request(endpoint, actor)
+    if work is not None:
+        return Req(path(endpoint), work)
     ballot = ballots_request(endpoint, world, actor)
     if ballot is not None:
         data, extra = ballot
@@ -834,6 +908,28 @@ def round_form(world, title: str, opens_in_days: int) -> dict:
         "questions-1-title": "",
         "questions-2-title": "",
     }
+
+
+def implementation_request(route: str, actor: str) -> dict | None:
+    """Form data of a valid POST of the feedback loop."""
+    if route == "deliberation.plan":
+        return {
+            "responsible": f"Property office ({actor})",
+            "responsible_user": "",
+            "budget": "500",
+            "budget_source": "public income",
+            "milestone_title": ["Order"],
+            "milestone_due": ["2099-01-01"],
+        }
+    if route == "deliberation.post_update":
+        return {"body": f"Progress by {actor}.", "status": "in_progress", "percent": "40"}
+    if route == "deliberation.comment_on_update":
+        return {"body": f"Thanks, says {actor}."}
+    if route == "deliberation.rate":
+        return {"satisfaction": "4", "as_decided": "yes", "comment": f"Rated by {actor}"}
+    if route == "deliberation.rate_milestone":
+        return {"satisfaction": "3", "comment": f"So far so good, says {actor}"}
+    return None
 
 
 def ballots_request(route: str, world, actor: str) -> tuple[dict, dict] | None:

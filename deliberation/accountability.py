@@ -1,0 +1,404 @@
+"""The community accountability board: every decision of the last 12 months in a
+community and the communities inside it, how its carrying-out stands and how residents
+rate it, with totals. Three queries whatever the size (rows, milestone dates, rating
+counts); the arithmetic is exact (fractions), in the pure functions at the bottom."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, func, or_, select
+
+from community import services as community_services
+from community.models import Community, Membership, User
+from community.permissions import MembershipStatus
+from deliberation.implementation import RatingSummary, empty_counts
+from deliberation.lifecycle import FINAL_STAGE, Work
+from deliberation.models import Decision, Implementation, Milestone, Proposal, Rating
+from web.errors import NotFound
+from web.exports import csv_document
+from web.extensions import db
+
+PERIOD_DAYS = 365
+PAGE_SIZE = 50
+# Filters by status: a result ("rejected") or where the work stands; "stale" and
+# "overdue" are marks on active work.
+STATUS_FILTERS = (
+    "accepted",
+    "rejected",
+    *(w.value for w in Work),
+    "stale",
+    "overdue",
+)
+
+
+def can_read_board(user: User | None, community: Community) -> bool:
+    """Members of the community and of the communities above it (and site admins)."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if user.is_admin:
+        return True
+    return bool(
+        db.session.scalar(
+            select(Membership.id)
+            .where(
+                Membership.user_id == user.id,
+                Membership.status == MembershipStatus.VERIFIED,
+                Membership.community_id.in_([community.id, *community.ancestor_ids]),
+            )
+            .limit(1)
+        )
+    )
+
+
+def board_community(user: User | None, community_id: int) -> Community:
+    community = community_services.get_community(community_id)
+    if not can_read_board(user, community):
+        raise NotFound()
+    return community
+
+
+@dataclass
+class BoardRow:
+    proposal_id: int
+    title: str
+    category: str
+    community: str
+    decided_at: datetime
+    accepted: bool
+    summary: str
+    turnout: Decimal | None
+    round_url: str | None
+    status: str  # "rejected" or a Work value
+    status_reason: str | None = None
+    percent: int = 0
+    stale: bool = False
+    planned_end: date | None = None
+    days_overdue: int = 0
+    on_time: bool | None = None
+    satisfaction: RatingSummary = field(default_factory=lambda: RatingSummary(empty_counts()))
+
+
+@dataclass
+class Totals:
+    decisions: int = 0
+    accepted: int = 0
+    turnout_mean: Fraction | None = None
+    on_time: int = 0  # completed by the planned end date
+    finished_or_due: int = 0  # the base of the on-time share
+    by_status: dict[str, int] = field(default_factory=dict)
+    satisfaction: RatingSummary = field(default_factory=lambda: RatingSummary(empty_counts()))
+
+    @property
+    def on_time_share(self) -> Fraction | None:
+        return Fraction(self.on_time, self.finished_or_due) if self.finished_or_due else None
+
+
+@dataclass
+class Board:
+    community: Community
+    since: datetime
+    rows: list[BoardRow]  # all rows that match the filters, newest decision first
+    totals: Totals
+    status: str | None = None
+    category: str | None = None
+    page: int = 1
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.rows) // PAGE_SIZE))
+
+    @property
+    def page_rows(self) -> list[BoardRow]:
+        start = (self.page - 1) * PAGE_SIZE
+        return self.rows[start : start + PAGE_SIZE]
+
+
+def board(
+    viewer: User | None,
+    community: Community,
+    now: datetime,
+    *,
+    status: str | None = None,
+    category: str | None = None,
+    page: int = 1,
+) -> Board:
+    if not can_read_board(viewer, community):
+        raise NotFound()
+    status = status if status in STATUS_FILTERS else None
+    category = category or None
+    since = now - timedelta(days=PERIOD_DAYS)
+    today = now.astimezone(ZoneInfo(community.timezone)).date()
+    scope = select(Community.id).where(
+        or_(Community.id == community.id, Community.path.like(f"{community.path}%"))
+    )
+    conditions = [Decision.community_id.in_(scope), Decision.decided_at >= since]
+    if category:
+        conditions.append(Proposal.category == category)
+    rows_query = (
+        select(
+            Decision.proposal_id,
+            Proposal.title,
+            Proposal.category,
+            Community.name,
+            Community.timezone,
+            Decision.decided_at,
+            Decision.accepted,
+            Decision.summary,
+            Decision.turnout,
+            Decision.round_url,
+            Implementation.id,
+            Implementation.status,
+            Implementation.status_reason,
+            Implementation.percent,
+            Implementation.stale_since,
+            Implementation.completed_at,
+        )
+        .join(Proposal, Proposal.id == Decision.proposal_id)
+        .join(Community, Community.id == Decision.community_id)
+        .outerjoin(Implementation, Implementation.proposal_id == Decision.proposal_id)
+        .where(*conditions)
+        .order_by(Decision.decided_at.desc(), Decision.proposal_id.desc())
+    )
+    implementation_ids = (
+        select(Implementation.id)
+        .join(Decision, Decision.proposal_id == Implementation.proposal_id)
+        .join(Proposal, Proposal.id == Decision.proposal_id)
+        .where(*conditions)
+    )
+    plans = {
+        iid: (last, first_open)
+        for iid, last, first_open in db.session.execute(
+            select(
+                Milestone.implementation_id,
+                func.max(Milestone.due_on),
+                func.min(case((Milestone.reached_at.is_(None), Milestone.due_on))),
+            )
+            .where(Milestone.implementation_id.in_(implementation_ids))
+            .group_by(Milestone.implementation_id)
+        )
+    }
+    ratings: dict[int, RatingSummary] = {}
+    for iid, score, decided, n in db.session.execute(
+        select(Rating.implementation_id, Rating.satisfaction, Rating.as_decided, func.count())
+        .where(Rating.implementation_id.in_(implementation_ids), Rating.stage == FINAL_STAGE)
+        .group_by(Rating.implementation_id, Rating.satisfaction, Rating.as_decided)
+    ):
+        summary = ratings.setdefault(iid, RatingSummary(empty_counts()))
+        summary.counts[score] += n
+        if decided:
+            summary.as_decided[decided] = summary.as_decided.get(decided, 0) + n
+    rows = []
+    for (
+        proposal_id,
+        title,
+        category_value,
+        community_name,
+        zone,
+        decided_at,
+        accepted,
+        summary,
+        turnout,
+        round_url,
+        iid,
+        work,
+        reason,
+        percent,
+        stale_since,
+        completed_at,
+    ) in db.session.execute(rows_query):
+        last, first_open = plans.get(iid, (None, None))
+        row = BoardRow(
+            proposal_id=proposal_id,
+            title=title,
+            category=category_value,
+            community=community_name,
+            decided_at=decided_at,
+            accepted=accepted,
+            summary=summary,
+            turnout=turnout,
+            round_url=round_url,
+            status=work if iid is not None else ("accepted" if accepted else "rejected"),
+            status_reason=reason,
+            percent=percent or 0,
+            stale=stale_since is not None and work in ACTIVE,
+            planned_end=last,
+        )
+        if iid is not None:
+            row.days_overdue = overdue(work, first_open, today)
+            row.on_time = on_time(work, completed_at, last, zone)
+            row.satisfaction = ratings.get(iid, row.satisfaction)
+        rows.append(row)
+    if status:
+        rows = [r for r in rows if matches(r, status)]
+    totals = roll_up(rows, today)
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    return Board(
+        community=community,
+        since=since,
+        rows=rows,
+        totals=totals,
+        status=status,
+        category=category,
+        page=min(max(1, page), pages),
+    )
+
+
+# ---------------------------------------------------------------- pure arithmetic
+
+ACTIVE = frozenset({Work.NOT_STARTED, Work.IN_PROGRESS, Work.BLOCKED})
+
+
+def overdue(work: str, first_open_due: date | None, today: date) -> int:
+    """Days since the earliest target date of a milestone not yet reached, for active
+    work; 0 when nothing is overdue."""
+    if work not in ACTIVE or first_open_due is None:
+        return 0
+    return max(0, (today - first_open_due).days)
+
+
+def on_time(work: str, completed_at, planned_end: date | None, zone: str) -> bool | None:
+    """Completed work: by the plan's last target date (no plan: not on time). Abandoned
+    work: not on time. Active work: None (not yet known)."""
+    if work == Work.COMPLETED:
+        if planned_end is None:
+            return False
+        return completed_at.astimezone(ZoneInfo(zone)).date() <= planned_end
+    if work == Work.ABANDONED:
+        return False
+    return None
+
+
+def matches(row: BoardRow, status: str) -> bool:
+    if status == "accepted":
+        return row.accepted
+    if status == "stale":
+        return row.stale
+    if status == "overdue":
+        return row.days_overdue > 0
+    return row.status == status
+
+
+def roll_up(rows: list[BoardRow], today: date) -> Totals:
+    """The totals of the board's rows.
+
+    - turnout: the mean, over decisions with a known turnout, of the share of the
+      electorate that took part;
+    - on time: of the accepted decisions that are finished (completed or abandoned) or
+      whose planned end date has passed, the share completed by the planned end date;
+    - satisfaction: all ratings of completed work together (a distribution and its mean).
+    """
+    totals = Totals()
+    turnouts = []
+    for row in rows:
+        totals.decisions += 1
+        totals.accepted += 1 if row.accepted else 0
+        totals.by_status[row.status] = totals.by_status.get(row.status, 0) + 1
+        if row.turnout is not None:
+            turnouts.append(Fraction(row.turnout))
+        if row.on_time is not None:
+            totals.finished_or_due += 1
+            totals.on_time += 1 if row.on_time else 0
+        elif row.planned_end is not None and row.planned_end < today and row.status in ACTIVE:
+            totals.finished_or_due += 1  # due and not done: late
+        for score, n in row.satisfaction.counts.items():
+            totals.satisfaction.counts[score] += n
+        for answer, n in row.satisfaction.as_decided.items():
+            totals.satisfaction.as_decided[answer] = (
+                totals.satisfaction.as_decided.get(answer, 0) + n
+            )
+    if turnouts:
+        totals.turnout_mean = sum(turnouts, Fraction(0)) / len(turnouts)
+    return totals
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def _share(value: Fraction | None) -> str:
+    return "" if value is None else f"{float(value):.4f}"
+
+
+def export_rows(result: Board) -> list[dict]:
+    return [
+        {
+            "proposal_id": r.proposal_id,
+            "title": r.title,
+            "category": r.category,
+            "community": r.community,
+            "decided_at": r.decided_at.isoformat(),
+            "result": "accepted" if r.accepted else "rejected",
+            "verdict": r.summary,
+            "turnout": None if r.turnout is None else str(r.turnout),
+            "status": r.status,
+            "status_reason": r.status_reason,
+            "percent_complete": r.percent,
+            "stale": r.stale,
+            "planned_end": r.planned_end.isoformat() if r.planned_end else None,
+            "days_overdue": r.days_overdue,
+            "on_time": r.on_time,
+            "ratings": r.satisfaction.total,
+            "satisfaction_mean": _share(r.satisfaction.mean) or None,
+            "satisfaction_counts": {str(k): v for k, v in r.satisfaction.counts.items()},
+        }
+        for r in result.rows
+    ]
+
+
+def board_json(result: Board) -> dict:
+    totals = result.totals
+    return {
+        "community": {"id": result.community.id, "name": result.community.name},
+        "since": result.since.isoformat(),
+        "filters": {"status": result.status, "category": result.category},
+        "totals": {
+            "decisions": totals.decisions,
+            "accepted": totals.accepted,
+            "turnout_mean": _share(totals.turnout_mean) or None,
+            "on_time": totals.on_time,
+            "finished_or_due": totals.finished_or_due,
+            "on_time_share": _share(totals.on_time_share) or None,
+            "by_status": totals.by_status,
+            "ratings": totals.satisfaction.total,
+            "satisfaction_mean": _share(totals.satisfaction.mean) or None,
+            "satisfaction_counts": {str(k): v for k, v in totals.satisfaction.counts.items()},
+            "as_decided": totals.satisfaction.as_decided,
+        },
+        "decisions": export_rows(result),
+    }
+
+
+CSV_COLUMNS = [
+    "proposal_id",
+    "title",
+    "category",
+    "community",
+    "decided_at",
+    "result",
+    "verdict",
+    "turnout",
+    "status",
+    "status_reason",
+    "percent_complete",
+    "stale",
+    "planned_end",
+    "days_overdue",
+    "on_time",
+    "ratings",
+    "satisfaction_mean",
+]
+
+
+def board_csv(result: Board) -> str:
+    return csv_document(
+        CSV_COLUMNS + [f"satisfaction_{n}" for n in range(1, 6)],
+        (
+            [row[c] if row[c] is not None else "" for c in CSV_COLUMNS]
+            + [row["satisfaction_counts"][str(n)] for n in range(1, 6)]
+            for row in export_rows(result)
+        ),
+    )
