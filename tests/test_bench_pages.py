@@ -16,6 +16,8 @@ KEYS = {
     "search_p95_ms",
     "search_en_p95_ms",
     "detail_p95_ms",
+    "board_p95_ms",
+    "decisions",
     "max_queries_per_page",
     "detail_queries_10",
     "detail_queries_1000",
@@ -32,5 +34,6 @@ def test_quick_benchmark_ends_with_one_json_line(tmp_path, capsys):
     assert figures["proposals"] == pages.QUICK_SIZES["proposals"]
     assert figures["comments"] == pages.QUICK_SIZES["comments"]
     assert figures["search_hits"] >= 1
+    assert figures["decisions"] == pages.QUICK_SIZES["decisions"]
     # The query count of a proposal page does not depend on the size of its thread.
     assert figures["detail_queries_1000"] == figures["detail_queries_10"]

@@ -16,6 +16,10 @@ scheduler, so every state change is a conditional UPDATE in the domain code
 Sweeps register at import time, so a domain's jobs module must be imported before
 `start_scheduler(app)`. Start the scheduler once per serving process: `make run` serves
 with `--no-reload`, and `is_serving_process()` keeps other `flask` commands from starting it.
+Under gunicorn, `gunicorn.conf.py` sets YISHI_SCHEDULER=workers: the app does not start
+its scheduler where it is created (with `--preload` that is the master, which must fork
+without threads), and each worker starts its own once it has the app, and stops it when
+it exits (also when `--max-requests` recycles it).
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ from web.extensions import db
 logger = logging.getLogger("yishi.jobs")
 
 EXTENSION = "yishi_scheduler"
+# YISHI_SCHEDULER's value under gunicorn.conf.py: the server's worker hooks start and stop
+# the scheduler, creating the app never does.
+IN_WORKERS = "workers"
 JOB_PREFIX = "sweep:"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -268,7 +275,12 @@ def _state(app: Flask) -> dict:
 def is_serving_process() -> bool:
     """Whether this process serves requests and so should run the scheduler: a WSGI server
     or script (no `flask` command running), or `flask run` — but not the reloader's watching
-    parent, and not other commands such as `flask db upgrade` or `flask jobs run`."""
+    parent, and not other commands such as `flask db upgrade` or `flask jobs run`.
+
+    Never with YISHI_SCHEDULER=workers (gunicorn.conf.py): the app may then be created in
+    gunicorn's master (`--preload`), and each worker starts its own scheduler instead."""
+    if os.environ.get("YISHI_SCHEDULER") == IN_WORKERS:
+        return False
     ctx = click.get_current_context(silent=True)
     if ctx is None:
         return True

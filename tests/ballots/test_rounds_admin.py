@@ -285,7 +285,9 @@ def test_a_scheduled_proposal_is_decided_by_its_question(db, estate, login_as, p
     assert close(db, round_, now=round_.closes_at)
     assert services.finalize_round(round_.id, round_.objections_until)
     db.session.commit()
-    assert db.session.get(Proposal, fence.id).status == "accepted"
+    assert (
+        db.session.get(Proposal, fence.id).status == "implementation"
+    )  # accepted, and so carried out
 
 
 # ---------------------------------------------------------------- editing

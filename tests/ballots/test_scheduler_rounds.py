@@ -440,7 +440,8 @@ def test_finalize_after_the_objection_period_decides_the_proposals_once(
     app, db, estate, make_round, cast, monkeypatch
 ):
     """At objections_until (not before) the final result is published and the linked
-    proposals become accepted or rejected, exactly once (also from two threads at once)."""
+    proposals become accepted (and go into implementation) or rejected, exactly once (also
+    from two threads at once)."""
     from ballots.services import QuestionDraft
     from web.scheduler import run_all_due
 
@@ -473,7 +474,11 @@ def test_finalize_after_the_objection_period_decides_the_proposals_once(
     fresh()
     db.session.refresh(passing)
     db.session.refresh(failing)
-    assert (passing.status, failing.status) == ("accepted", "rejected")
+    # Accepted goes straight on into implementation; each has one recorded decision.
+    assert (passing.status, failing.status) == ("implementation", "rejected")
+    from deliberation.implementation import decision_of
+
+    assert (decision_of(passing).accepted, decision_of(failing).accepted) == (True, False)
     changed_at = (passing.status_changed_at, failing.status_changed_at)
     assert run_all_due(app, AFTER_OBJECTIONS + timedelta(days=2))["finalize_rounds"] == 0
     db.session.refresh(passing)

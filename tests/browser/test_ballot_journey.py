@@ -4,7 +4,7 @@ form → the open sweep runs (in-process, with the clock passed in) → resident
 phone with JavaScript, one question per screen, changes an answer on the review page and
 casts (the browser signs the ballot) → resident B votes without JavaScript (the server signs
 with a custodial credential) → the close and the final result run → the round page shows
-the verdicts, the proposal is accepted → A checks the receipt on the verification page.
+the verdicts, the proposal is accepted (in implementation) → A checks the receipt on the verification page.
 
 The scheduled jobs are not waited for: the test calls the same services the sweeps call
 (`open_round`, `close_round`, `finalize_round`) for this round, with `now` at the round's
@@ -435,10 +435,14 @@ def test_round_from_creation_to_verified_receipt(new_context, seed, console):
     ]
     assert custodial == [False, True], custodial
 
-    # 7. The proposal is accepted.
+    # 7. The proposal is accepted, and so goes into implementation: its page shows the
+    # decision with the verdict.
     by_a.get_by_role("link", name="the proposal").click()
     expect(by_a).to_have_url(re.compile(rf"/p/{proposal_id}$"))
-    expect(badge(by_a)).to_have_text("Accepted")
+    expect(badge(by_a)).to_have_text("In implementation")
+    expect(by_a.get_by_role("region", name="The decision")).to_contain_text(
+        "Accepted by the vote"
+    )
 
     # 8. A checks the receipt kept from the receipt page.
     by_a.go_back()

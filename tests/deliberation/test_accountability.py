@@ -16,9 +16,13 @@ import pytest
 
 from deliberation import accountability
 from deliberation import implementation as work
-from tests.deliberation.test_implementation import decided, update
+from tests.deliberation.test_implementation import decided, english, update  # noqa: F401
 from web.errors import NotFound
 from web.extensions import db
+
+# English messages and labels, as for an English-speaking member's request.
+pytestmark = pytest.mark.usefixtures("english")
+
 
 NOW = datetime(2027, 6, 15, 4, 0, tzinfo=UTC)  # noon on 15 June in Shanghai
 FORMULA_TITLE = "=SUM(A1:A9) new benches"

@@ -36,6 +36,17 @@ from deliberation.models import (
 from web.errors import Conflict, InvalidInput, PermissionDenied
 from web.extensions import db
 
+# The services' messages, read here in English, as an English-speaking member's request
+# would (outside a request they are in the default language, Chinese).
+pytestmark = pytest.mark.usefixtures("english")
+
+
+@pytest.fixture
+def english(app):
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        yield
+
+
 T = datetime(2027, 3, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
 
