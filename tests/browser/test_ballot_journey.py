@@ -440,7 +440,7 @@ def test_round_from_creation_to_verified_receipt(new_context, seed, console):
     by_a.get_by_role("link", name="the proposal").click()
     expect(by_a).to_have_url(re.compile(rf"/p/{proposal_id}$"))
     expect(badge(by_a)).to_have_text("In implementation")
-    expect(by_a.get_by_role("region", name="The decision")).to_contain_text(
+    expect(by_a.get_by_role("region", name="The decision", exact=True)).to_contain_text(
         "Accepted by the vote"
     )
 
