@@ -18,7 +18,14 @@ from community.models import Community, Membership, User
 from community.permissions import MembershipStatus
 from deliberation.implementation import RatingSummary, empty_counts
 from deliberation.lifecycle import FINAL_STAGE, Work
-from deliberation.models import Decision, Implementation, Milestone, Proposal, Rating
+from deliberation.models import (
+    Decision,
+    Implementation,
+    Milestone,
+    Proposal,
+    Rating,
+    verdict_in,
+)
 from web.errors import NotFound
 from web.exports import csv_document
 from web.extensions import db
@@ -126,6 +133,7 @@ def board(
     status: str | None = None,
     category: str | None = None,
     page: int = 1,
+    locale: str = "zh",
 ) -> Board:
     if not can_read_board(viewer, community):
         raise NotFound()
@@ -219,7 +227,7 @@ def board(
             community=community_name,
             decided_at=decided_at,
             accepted=accepted,
-            summary=summary,
+            summary=verdict_in(summary, locale),
             turnout=turnout,
             round_url=round_url,
             status=work if iid is not None else ("accepted" if accepted else "rejected"),

@@ -10,7 +10,7 @@ ratings. Plain values in, domain errors out, like `deliberation.services`.
 
 from __future__ import annotations
 
-import secrets
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -53,7 +53,7 @@ from deliberation.models import (
     StatusChange,
     UpdatePhoto,
 )
-from deliberation.services import _move, _notify_followers, follow, notify
+from deliberation.services import _move, _notify_followers, follow, notify, write_photo
 from web.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
 from web.logs import security_event
@@ -74,14 +74,15 @@ def decide(
     accepted: bool,
     *,
     decided_at: datetime,
-    summary: str,
+    summary: str | dict[str, str],
     turnout: Fraction | None = None,
     round_title: str = "",
     round_url: str | None = None,
 ) -> bool:
     """Record the final, verified outcome of the vote on `proposal` and move it to
     accepted (and on into implementation) or rejected. Exactly once: a second call for
-    the same proposal changes nothing and returns False."""
+    the same proposal changes nothing and returns False. `summary` is the verdict in plain
+    words: one text, or one per language ({"zh": …, "en": …})."""
     target = Status.ACCEPTED if accepted else Status.REJECTED
     if not _move(proposal, target, now=decided_at):
         return False
@@ -91,7 +92,12 @@ def decide(
             community_id=proposal.community_id,
             accepted=accepted,
             decided_at=decided_at,
-            summary=summary[:4000],
+            summary=json.dumps(
+                {k: v[:4000] for k, v in summary.items()}
+                if isinstance(summary, dict)
+                else {"zh": summary[:4000]},
+                ensure_ascii=False,
+            ),
             turnout=None if turnout is None else _decimal(turnout),
             round_title=round_title[:200],
             round_url=round_url,
@@ -442,23 +448,13 @@ def post_update(
 
 
 def _store_photo(entry: ProgressUpdate, prepared, original_name: str, position: int, upload_dir):
-    from deliberation import photos
-
     if upload_dir is None:
         raise InvalidInput(_("Photos cannot be stored here."))
-    stored = f"{secrets.token_hex(16)}.{prepared.info.extension}"
-    upload_dir.mkdir(parents=True, exist_ok=True)
-    (upload_dir / stored).write_bytes(prepared.image_bytes)
-    (upload_dir / f"thumb-{stored}").write_bytes(prepared.thumb_bytes)
     db.session.add(
         UpdatePhoto(
             update_id=entry.id,
             position=position,
-            stored_name=stored,
-            display_name=photos.safe_display_name(original_name),
-            mime=prepared.info.mime,
-            width=prepared.width,
-            height=prepared.height,
+            **write_photo(prepared, original_name, upload_dir),
         )
     )
 

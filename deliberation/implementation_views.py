@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask import Response, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -37,7 +38,7 @@ from deliberation.views import (
 from web.charts import bars
 from web.errors import DomainError, InvalidInput, NotFound
 from web.extensions import db, htmx
-from web.forms import options, render_form
+from web.forms import form_error, options, render_form
 from web.qr import qr_data_uri, site_url
 from web.ratelimit import allow_write
 
@@ -60,6 +61,12 @@ def share(value) -> str:
     if value is None:
         return "–"
     return f"{float(value) * 100:.1f}%"
+
+
+@blueprint.app_template_filter("verdict")
+def verdict(decision) -> str:
+    """A decision's verdict in the reader's language."""
+    return decision.verdict(str(get_locale() or "zh"))
 
 
 @blueprint.app_template_filter("satisfaction_label")
@@ -208,6 +215,7 @@ def plan(proposal_id: int):
         dues = request.form.getlist("milestone_due")
         milestones = list(zip(titles, dues + [""] * (len(titles) - len(dues)), strict=False))
     rows = milestones + [("", "")] * max(1, 6 - len(milestones))
+    page = dict(proposal=proposal, community=proposal.community, rows=rows)
     if form.validate_on_submit():
         chosen = form.responsible_user.data
         if chosen and not chosen.isdigit():
@@ -226,21 +234,11 @@ def plan(proposal_id: int):
             )
         except DomainError as error:
             db.session.rollback()
-            form.form_errors.append(str(error.message))
-            return render_form(
-                "deliberation/plan.html",
-                form,
-                status=error.status,
-                proposal=proposal,
-                community=proposal.community,
-                rows=rows,
-            )
+            return form_error(form, error, "deliberation/plan.html", **page)
         db.session.commit()
         flash(_("The plan is saved and shown on the proposal's page."), "success")
         return _back(proposal)
-    return render_form(
-        "deliberation/plan.html", form, proposal=proposal, community=proposal.community, rows=rows
-    )
+    return render_form("deliberation/plan.html", form, **page)
 
 
 # ---------------------------------------------------------------- progress updates
@@ -257,6 +255,7 @@ def post_update(proposal_id: int):
     form = _update_form(found, user, UpdateForm())
     if request.method == "POST" and not allow_write(user.id, "update"):
         return _too_fast()
+    page = dict(proposal=proposal, community=proposal.community, work=found)
     if form.validate_on_submit():
         milestone = form.milestone.data
         if milestone and not milestone.isdigit():
@@ -279,27 +278,11 @@ def post_update(proposal_id: int):
             )
         except DomainError as error:
             db.session.rollback()
-            form.form_errors.append(str(error.message))
-            return render_form(
-                "deliberation/update.html",
-                form,
-                status=error.status,
-                proposal=proposal,
-                community=proposal.community,
-                work=found,
-            )
+            return form_error(form, error, "deliberation/update.html", **page)
         db.session.commit()
         flash(_("Your progress report is published. Followers are notified."), "success")
         return _back(proposal)
-    status = 400 if request.method == "POST" else 200
-    return render_form(
-        "deliberation/update.html",
-        form,
-        status=status,
-        proposal=proposal,
-        community=proposal.community,
-        work=found,
-    )
+    return render_form("deliberation/update.html", form, **page)
 
 
 @blueprint.post("/updates/<int:update_id>/comments")
@@ -406,6 +389,7 @@ def _board(community_id: int):
         status=status,
         category=category,
         page=page,
+        locale=str(get_locale() or "zh"),
     )
     return community, result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -103,11 +104,10 @@ class Revision(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Photo(db.Model):
-    __tablename__ = "proposal_photos"
+class StoredPhoto:
+    """The columns of a stored photo (files under the upload folder, see photos.py)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
     stored_name: Mapped[str] = mapped_column(String(80), unique=True)  # random, never user text
     display_name: Mapped[str] = mapped_column(String(100))
@@ -115,6 +115,12 @@ class Photo(db.Model):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Photo(StoredPhoto, db.Model):
+    __tablename__ = "proposal_photos"
+
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
 
     proposal: Mapped[Proposal] = relationship(back_populates="photos")
 
@@ -276,13 +282,29 @@ class Decision(db.Model):
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
     accepted: Mapped[bool] = mapped_column(Boolean)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    summary: Mapped[str] = mapped_column(Text)  # the rule's verdict in plain words
+    # The rule's verdict in plain words, in each language of the site: a JSON object
+    # {"zh": …, "en": …} (see `verdict`).
+    summary: Mapped[str] = mapped_column(Text)
     # Share of the electorate that took part, 0..1 (None when not known).
     turnout: Mapped[Decimal | None] = mapped_column(Numeric(7, 6))
     round_title: Mapped[str] = mapped_column(String(200), default="")
     round_url: Mapped[str | None] = mapped_column(String(200))  # a site path
 
     proposal: Mapped[Proposal] = relationship()
+
+    def verdict(self, locale: str) -> str:
+        return verdict_in(self.summary, locale)
+
+
+def verdict_in(summary: str, locale: str) -> str:
+    """A decision's verdict in `locale`, else in any language it was written in."""
+    try:
+        texts = json.loads(summary)
+    except ValueError:
+        return summary
+    if not isinstance(texts, dict):
+        return summary
+    return texts.get(locale) or next(iter(texts.values()), "")
 
 
 class Implementation(db.Model):
@@ -374,18 +396,10 @@ class ProgressUpdate(db.Model):
     photos: Mapped[list[UpdatePhoto]] = relationship(order_by="UpdatePhoto.position")
 
 
-class UpdatePhoto(db.Model):
+class UpdatePhoto(StoredPhoto, db.Model):
     __tablename__ = "update_photos"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
     update_id: Mapped[int] = mapped_column(ForeignKey("progress_updates.id"), index=True)
-    position: Mapped[int] = mapped_column(Integer, default=0)
-    stored_name: Mapped[str] = mapped_column(String(80), unique=True)  # random, never user text
-    display_name: Mapped[str] = mapped_column(String(100))
-    mime: Mapped[str] = mapped_column(String(20))
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Rating(db.Model):

@@ -493,22 +493,30 @@ def _reach_threshold(proposal: Proposal) -> None:
 # ---------------------------------------------------------------- photos
 
 
-def _store_photo(proposal: Proposal, prepared, original_name: str, position: int, upload_dir):
+def write_photo(prepared, original_name: str, upload_dir: Path) -> dict:
+    """Write a checked photo and its thumbnail under a random name; the columns of its
+    row (a proposal's or a progress update's photo)."""
     from deliberation import photos
 
     stored = f"{secrets.token_hex(16)}.{prepared.info.extension}"
     upload_dir.mkdir(parents=True, exist_ok=True)
     (upload_dir / stored).write_bytes(prepared.image_bytes)
     (upload_dir / f"thumb-{stored}").write_bytes(prepared.thumb_bytes)
+    return {
+        "stored_name": stored,
+        "display_name": photos.safe_display_name(original_name),
+        "mime": prepared.info.mime,
+        "width": prepared.width,
+        "height": prepared.height,
+    }
+
+
+def _store_photo(proposal: Proposal, prepared, original_name: str, position: int, upload_dir):
     db.session.add(
         Photo(
             proposal_id=proposal.id,
             position=position,
-            stored_name=stored,
-            display_name=photos.safe_display_name(original_name),
-            mime=prepared.info.mime,
-            width=prepared.width,
-            height=prepared.height,
+            **write_photo(prepared, original_name, upload_dir),
         )
     )
 

@@ -4,7 +4,8 @@ form → the open sweep runs (in-process, with the clock passed in) → resident
 phone with JavaScript, one question per screen, changes an answer on the review page and
 casts (the browser signs the ballot) → resident B votes without JavaScript (the server signs
 with a custodial credential) → the close and the final result run → the round page shows
-the verdicts, the proposal is accepted (in implementation) → A checks the receipt on the verification page.
+the verdicts, the proposal is accepted (and goes into implementation) → A checks the
+receipt on the verification page.
 
 The scheduled jobs are not waited for: the test calls the same services the sweeps call
 (`open_round`, `close_round`, `finalize_round`) for this round, with `now` at the round's

@@ -253,8 +253,10 @@ def test_accepted_proposal_enters_implementation_with_the_rounds_verdict_and_tur
     assert gate.status == "implementation"
     decision = work.decision_of(gate)
     assert decision.accepted is True
-    assert decision.summary == round_verdict(round_, "q1")
-    assert "100.0%" in decision.summary and "60.0%" in decision.summary
+    assert decision.verdict("en") == round_verdict(round_, "q1")
+    assert "100.0%" in decision.verdict("en") and "60.0%" in decision.verdict("en")
+    # Kept in each language of the site, whoever's request (or job) published it.
+    assert decision.verdict("zh").startswith("通过")
     assert decision.turnout == Decimal("0.6")  # three of the five members took part
     assert decision.decided_at == round_.objections_until
     assert (decision.round_title, decision.round_url) == ("Spring decisions", f"/r/{round_.id}")
@@ -275,8 +277,8 @@ def test_rejected_proposal_gets_its_decision_and_no_implementation(finalized_rou
     assert pink.status == "rejected"
     decision = work.decision_of(pink)
     assert decision.accepted is False
-    assert decision.summary == round_verdict(round_, "q2")
-    assert "0.0%" in decision.summary and "60.0%" in decision.summary
+    assert decision.verdict("en") == round_verdict(round_, "q2")
+    assert "0.0%" in decision.verdict("en") and "60.0%" in decision.verdict("en")
     assert decision.turnout == Decimal("0.6")
     assert work.implementation_of(pink) is None
 

@@ -22,16 +22,6 @@ from tests.conftest import post_form
 
 
 @pytest.fixture
-def uploads(tmp_path):
-    return tmp_path / "uploads"
-
-
-@pytest.fixture
-def app_config(app_config, uploads):
-    return dict(app_config, UPLOAD_DIR=str(uploads))
-
-
-@pytest.fixture
 def place(db, make_community, make_member):
     street = make_community(name="Street", kind="street")
     compound = make_community(name="Garden Court", kind="compound", parent=street)

@@ -31,16 +31,6 @@ FIELDS = {
 
 
 @pytest.fixture
-def uploads(tmp_path):
-    return tmp_path / "uploads"
-
-
-@pytest.fixture
-def app_config(app_config, uploads):
-    return dict(app_config, UPLOAD_DIR=str(uploads))
-
-
-@pytest.fixture
 def compound(make_community):
     return build_compound(make_community)
 
