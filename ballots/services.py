@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import contains_eager
 
 from ballots.models import (
     Ballot,
@@ -48,7 +48,6 @@ from deliberation.models import Proposal
 from web.database import add_unique, begin_writing
 from web.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
-from web.i18n import LANGUAGES
 from web.logs import security_event
 
 METHODS = tally.METHODS
@@ -101,13 +100,45 @@ class NotEditable(Conflict):
 
 # ---------------------------------------------------------------- loading and reading
 
+# The statements of the ballot page and the cast are built once, with bound parameters:
+# building a statement (and its cache key) on every call cost more CPU than running it.
+_ROUND = (
+    select(Round)
+    .join(Round.community)
+    .options(contains_eager(Round.community))
+    .where(Round.id == bindparam("round_id"))
+)
+_ROUND_AND_MEMBERSHIP = _ROUND.add_columns(Membership).outerjoin(
+    Membership,
+    and_(
+        Membership.community_id == Round.community_id,
+        Membership.user_id == bindparam("user_id"),
+    ),
+)
+_VOTER = select(Voter).where(
+    Voter.round_id == bindparam("round_id"), Voter.slot == bindparam("slot")
+)
+
 
 def get_round(user: User | None, round_id: int) -> Round:
     """The round, when `user` may read its community's pages; otherwise not found."""
-    found = db.session.get(Round, round_id)
-    if found is None or not can_read(user, found.community):
+    return get_round_and_membership(user, round_id)[0]
+
+
+def get_round_and_membership(user: User | None, round_id: int) -> tuple[Round, Membership | None]:
+    """The round with its community, and `user`'s own membership in that community (None
+    when there is none), in one query; not found when `user` may not read the community's
+    pages. The membership is for the eligibility checks of the same request."""
+    if user is not None and getattr(user, "is_authenticated", False):
+        row = db.session.execute(_ROUND_AND_MEMBERSHIP, {"round_id": round_id, "user_id": user.id})
+        found, membership = row.first() or (None, None)
+    else:
+        found, membership = db.session.scalar(_ROUND, {"round_id": round_id}), None
+    if found is None:
         raise NotFound()
-    return found
+    if not can_read(user, found.community, membership):
+        raise NotFound()
+    return found, membership
 
 
 def rounds_of(community: Community) -> list[Round]:
@@ -244,8 +275,15 @@ def electorate_size(round_: Round) -> ElectorateSize:
     return ElectorateSize(len(places), sum(p.weight for p in places))
 
 
-def _membership_or_refuse(user: User, community: Community, now: datetime) -> Membership:
-    membership = membership_of(user, community)
+def _membership_or_refuse(
+    user: User, community: Community, now: datetime, known: Membership | None = None
+) -> Membership:
+    """The user's membership in `community` when it lets them vote. `known` is that
+    membership as the caller read it in this request (see `get_round_and_membership`)."""
+    if known is not None and known.user_id == user.id and known.community_id == community.id:
+        membership = known
+    else:
+        membership = membership_of(user, community)
     if membership is None or membership.status != MembershipStatus.VERIFIED:
         raise NotEligible(_("Only verified members of this community can vote here."))
     if membership.is_suspended(now):
@@ -257,11 +295,17 @@ def _membership_or_refuse(user: User, community: Community, now: datetime) -> Me
     return membership
 
 
-def voter_of(user: User | None, round_: Round, now: datetime | None = None) -> Voter:
-    """The user's place in an open (or closed) round's electorate, or NotEligible."""
+def voter_of(
+    user: User | None,
+    round_: Round,
+    now: datetime | None = None,
+    membership: Membership | None = None,
+) -> Voter:
+    """The user's place in an open (or closed) round's electorate, or NotEligible.
+    `membership`: the user's membership in the round's community, if already read."""
     if user is None or not getattr(user, "is_authenticated", False):
         raise NotEligible()
-    membership = _membership_or_refuse(user, round_.community, now or utcnow())
+    membership = _membership_or_refuse(user, round_.community, now or utcnow(), membership)
     return _place_of(user, membership, round_)
 
 
@@ -271,10 +315,11 @@ def _place_of(user: User, membership: Membership, round_: Round, fresh: bool = F
         if round_.electorate == Electorate.HOUSEHOLDS
         else f"u:{user.id}"
     )
-    query = select(Voter).where(Voter.round_id == round_.id, Voter.slot == slot)
-    if fresh:
-        query = query.execution_options(populate_existing=True)
-    voter = db.session.scalar(query)
+    voter = db.session.scalar(
+        _VOTER,
+        {"round_id": round_.id, "slot": slot},
+        execution_options={"populate_existing": fresh},
+    )
     if voter is None:
         if round_.electorate == Electorate.OWNERS:
             raise NotEligible(
@@ -284,10 +329,12 @@ def _place_of(user: User, membership: Membership, round_: Round, fresh: bool = F
     return voter
 
 
-def place_of(user: User | None, round_: Round) -> Voter | None:
+def place_of(
+    user: User | None, round_: Round, membership: Membership | None = None
+) -> Voter | None:
     """The user's place in the round's electorate, or None (for showing pages)."""
     try:
-        return voter_of(user, round_)
+        return voter_of(user, round_, membership=membership)
     except NotEligible:
         return None
 
@@ -527,36 +574,42 @@ def question_draft(question: Question) -> QuestionDraft:
 # ---------------------------------------------------------------- the board
 
 
+_LOCKED_ROUND = select(Round).where(Round.id == bindparam("round_id")).with_for_update()
+_INSERT_ENTRY = insert(BoardEntry.__table__)
+
+
 def _lock(round_id: int) -> Round:
     """Lock the round's row for this transaction (on SQLite: the database's write lock)
     and read it afresh."""
     begin_writing()
-    found = db.session.execute(
-        select(Round)
-        .where(Round.id == round_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    found = db.session.scalar(
+        _LOCKED_ROUND, {"round_id": round_id}, execution_options={"populate_existing": True}
+    )
     if found is None:
         raise NotFound()
     return found
 
 
-def _append(round_: Round, entry_type: str, payload: dict) -> BoardEntry:
-    """Append to the board of a locked round."""
+def _append(round_: Round, entry_type: str, payload: dict) -> board.Entry:
+    """Append to the board of a locked round. The entry is written at once with a plain
+    INSERT (nothing reads it back as an object); the round's new head is flushed with the
+    round."""
     n = round_.head_n + 1
     previous = bytes.fromhex(round_.head_hash) if round_.head_hash else board.GENESIS
     entry = board.next_entry(previous, n, entry_type, payload)
-    row = BoardEntry(
-        round_id=round_.id,
-        n=n,
-        type=entry_type,
-        payload=board.canonical(payload).decode("ascii"),
-        hash=entry.hash,
+    # On the session's connection: pending rows are not flushed early by this INSERT.
+    db.session.connection().execute(
+        _INSERT_ENTRY,
+        {
+            "round_id": round_.id,
+            "n": n,
+            "type": entry_type,
+            "payload": board.canonical(payload).decode("ascii"),
+            "hash": entry.hash,
+        },
     )
-    db.session.add(row)
     round_.head_n, round_.head_hash = n, entry.hash
-    return row
+    return entry
 
 
 def _seed(round_: Round) -> bytes:
@@ -689,14 +742,16 @@ def cast_ballot(
     credential: str | None = None,
     signature: str | None = None,
     now: datetime | None = None,
+    membership: Membership | None = None,
 ) -> Ballot:
     """Cast (or re-cast) the user's online ballot. With `credential` and `signature` the
     voter's browser signed it with its own key; otherwise the server signs with a custodial
-    credential. The same `nonce` again (a double click, a retry) returns the same ballot."""
+    credential. The same `nonce` again (a double click, a retry) returns the same ballot.
+    `membership`: the user's membership in the round's community, if already read."""
     now = now or utcnow()
     if user is None or not getattr(user, "is_authenticated", False):
         raise NotEligible()
-    membership = _membership_or_refuse(user, round_.community, now)
+    membership = _membership_or_refuse(user, round_.community, now, membership)
     if round_.status == RoundStatus.SCHEDULED:
         raise RoundNotOpen()
     answers = parse_answers(round_, answers)
@@ -729,17 +784,21 @@ def cast_ballot(
     )
 
 
+_BALLOT_WITH_NONCE = select(Ballot.id).where(
+    Ballot.round_id == bindparam("round_id"), Ballot.nonce == bindparam("nonce")
+)
+
+
 def _same_nonce(
     round_: Round, nonce: str, voter: Voter, answers: dict, credential: str | None = None
 ) -> Ballot | None:
     """The ballot already cast with this nonce: the same ballot again (a double click, a
     retry) gets the same ballot back; anything else with a used nonce is refused, so new
     answers are never silently dropped."""
-    earlier = db.session.scalar(
-        select(Ballot).where(Ballot.round_id == round_.id, Ballot.nonce == nonce)
-    )
-    if earlier is None:
+    earlier_id = db.session.scalar(_BALLOT_WITH_NONCE, {"round_id": round_.id, "nonce": nonce})
+    if earlier_id is None:
         return None
+    earlier = db.session.get(Ballot, earlier_id)
     payload = json.loads(
         db.session.scalar(
             select(BoardEntry.payload).where(
@@ -781,6 +840,13 @@ def _register(round_: Round, voter: Voter, key: str, seed: str | None, live) -> 
     # Inserted with the ballot in one flush; the database refuses a key used before.
     db.session.add(credential)
     return credential
+
+
+_MARK_VOTED = (
+    update(Voter.__table__)
+    .where(Voter.__table__.c.id == bindparam("voter_id"))
+    .values(channel=bindparam("first_channel"), voted_at=bindparam("at"))
+)
 
 
 def _record(
@@ -848,9 +914,12 @@ def _record(
         receipt=board.canonical(receipt).decode("ascii"),
         created_at=now,
     )
-    voter.channel = voter.channel or channel.value
-    voter.voted_at = now
     add_unique(ballot, Conflict(_("This ballot or its key was already used. Please start again.")))
+    db.session.connection().execute(
+        _MARK_VOTED,
+        {"voter_id": voter.id, "first_channel": voter.channel or channel.value, "at": now},
+    )
+    db.session.expire(voter, ["channel", "voted_at"])  # read again if anyone asks
     security_event("ballot_cast", round_id=round_.id, channel=channel.value)
     return ballot
 
@@ -1035,15 +1104,11 @@ def _decide_proposals(round_: Round, now: datetime) -> None:
             if electorate["voters"]
             else None
         )
-        summaries = {}
-        for language in LANGUAGES:  # shown in the reader's language
-            with force_locale(language):
-                summaries[language] = results.verdict(specs[question.key], electorate, outcome)
         implementation.decide(
             db.session.get(Proposal, question.proposal_id),
             bool(outcome["passed"]),
             decided_at=now,
-            summary=summaries,
+            summary=results.verdict(specs[question.key], electorate, outcome),
             turnout=turnout,
             round_title=round_.title,
             round_url=f"/r/{round_.id}",

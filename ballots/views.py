@@ -68,6 +68,12 @@ def load_round(round_id: int) -> Round:
     return services.get_round(_user(), round_id)
 
 
+def load_round_and_membership(round_id: int):
+    """`load_round`, with the reader's own membership in the round's community (or None)
+    from the same query, for the views that check whether the reader may vote."""
+    return services.get_round_and_membership(_user(), round_id)
+
+
 STATUS_LABELS = {
     RoundStatus.SCHEDULED: _l("Scheduled"),
     RoundStatus.OPEN: _l("Open for voting"),
@@ -133,9 +139,9 @@ def rounds(community_id: int):
 @blueprint.get("/r/<int:round_id>")
 @login_required
 def round_page(round_id: int):
-    round_ = load_round(round_id)
+    round_, membership = load_round_and_membership(round_id)
     user = _user()
-    place = services.place_of(user, round_) if round_.is_open else None
+    place = services.place_of(user, round_, membership) if round_.is_open else None
     ballot = services.current_ballot(place) if place else None
     statement = round_.result_data if round_.is_tallied else None
     return render_template(
@@ -294,7 +300,6 @@ def _step_page(round_, manifest, answers, nonce, step, problem=None, status=200)
             nonce=nonce,
             problem=problem,
             option_label=result_views.option_label,
-            csrf_form=EmptyForm(),
         ),
         status,
     )
@@ -311,7 +316,6 @@ def _review_page(round_, manifest, answers, nonce, problem=None, status=200):
             nonce=nonce,
             problem=problem,
             option_label=result_views.option_label,
-            csrf_form=EmptyForm(),
         ),
         status,
     )
@@ -322,9 +326,9 @@ def _require_open(round_: Round) -> None:
         raise services.RoundClosed() if round_.is_tallied else services.RoundNotOpen()
 
 
-def _ready_to_vote(round_: Round):
+def _ready_to_vote(round_: Round, membership):
     _require_open(round_)
-    services.voter_of(_user(), round_)
+    services.voter_of(_user(), round_, membership=membership)
     return round_.manifest_data
 
 
@@ -333,8 +337,8 @@ def _ready_to_vote(round_: Round):
 def vote(round_id: int):
     """One question per screen. The answers so far travel in hidden fields, so this works
     without JavaScript and keeps nothing on the server until the ballot is cast."""
-    round_ = load_round(round_id)
-    manifest = _ready_to_vote(round_)
+    round_, membership = load_round_and_membership(round_id)
+    manifest = _ready_to_vote(round_, membership)
     questions = manifest["questions"]
     if request.method == "GET":
         return _step_page(round_, manifest, {}, services.new_nonce(), 0)
@@ -371,7 +375,7 @@ def vote(round_id: int):
 @reads_first
 @login_required
 def cast(round_id: int):
-    round_ = load_round(round_id)
+    round_, membership = load_round_and_membership(round_id)
     _require_open(round_)
     form = EmptyForm()
     if not form.validate_on_submit():
@@ -386,6 +390,7 @@ def cast(round_id: int):
         request.form.get("nonce", ""),
         credential=credential,
         signature=signature,
+        membership=membership,
     )
     ballot_id = ballot.id  # before the commit, which would expire it
     db.session.commit()

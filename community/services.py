@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from community.identity import (
     BadValue,
@@ -196,8 +196,13 @@ def set_active(actor: User, user: User, active: bool) -> None:
     security_event("account_active_changed", target_user_id=user.id, active=active)
 
 
+# Built once: every request runs it, and building the statement per call cost more CPU
+# than running it.
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+
+
 def load_user_for_session(user_id: int, session_version: int) -> User | None:
-    user = db.session.get(User, user_id)
+    user = db.session.scalar(_USER_BY_ID, {"user_id": user_id})
     if user is None or not user.is_active or user.session_version != session_version:
         return None
     return user
@@ -215,11 +220,21 @@ def related_community_ids(community: Community) -> list[int]:
     return sorted(set(community.ancestor_ids) | set(descendants) | {community.id})
 
 
-def can_read(user: User | None, community: Community) -> bool:
-    """Verified members of the community, of a community above it or of one inside it."""
+def can_read(user: User | None, community: Community, own: Membership | None = None) -> bool:
+    """Verified members of the community, of a community above it or of one inside it.
+
+    `own` is the user's membership in `community` itself when the caller has read it
+    already: a verified one answers without another query."""
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     if user.is_admin:
+        return True
+    if (
+        own is not None
+        and own.user_id == user.id
+        and own.community_id == community.id
+        and own.is_verified
+    ):
         return True
     # One query: a verified membership in an ancestor, the community or one inside it.
     return bool(
