@@ -4,18 +4,13 @@ one-question-per-screen ballot with its review step, receipts, paper ballots, re
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import qrcode
-import qrcode.image.svg
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -55,6 +50,7 @@ from web.database import reads_first
 from web.errors import DomainError, InvalidInput, PermissionDenied
 from web.extensions import db
 from web.forms import form_error, options, render_form
+from web.qr import qr_data_uri, site_url
 
 blueprint = Blueprint("ballots", __name__)
 
@@ -106,17 +102,6 @@ def _round_helpers():
         return services.open_rounds_for(user) if user else []
 
     return {"open_rounds_for_me": open_rounds_for_me, "votes_on": services.rounds_deciding}
-
-
-def _qr_data_uri(text: str) -> str:
-    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2)
-    out = io.BytesIO()
-    image.save(out)
-    return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode("ascii")
-
-
-def _site_url(path: str) -> str:
-    return current_app.config.get("SITE_URL", "http://127.0.0.1:5000").rstrip("/") + path
 
 
 # ---------------------------------------------------------------- lists and the round page
@@ -410,7 +395,7 @@ def receipt(round_id: int, ballot_id: int):
         ballot=ballot,
         receipt=ballot.receipt_data,
         receipt_text=text,
-        qr=_qr_data_uri(text),
+        qr=qr_data_uri(text),
     )
 
 
@@ -515,7 +500,7 @@ def notice(round_id: int):
     result after it, with a QR code to the verification page."""
     round_ = load_round(round_id)
     statement = round_.result_data if round_.is_tallied else None
-    verify_url = _site_url(url_for("ballots.verify_receipt", round_id=round_id))
+    verify_url = site_url(url_for("ballots.verify_receipt", round_id=round_id))
     return render_template(
         "ballots/notice.html",
         round=round_,
@@ -523,7 +508,7 @@ def notice(round_id: int):
         size=services.electorate_size(round_),
         turnout=services.turnout(round_) if round_.status != RoundStatus.SCHEDULED else None,
         results=result_views.question_results(round_, statement) if statement else None,
-        qr=_qr_data_uri(verify_url),
+        qr=qr_data_uri(verify_url),
         verify_url=verify_url,
         electorate_label=ELECTORATE_LABELS.get(round_.electorate),
         rule_labels=RULE_LABELS,
