@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
@@ -48,6 +49,7 @@ from deliberation.models import Proposal
 from web.database import add_unique, begin_writing
 from web.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
+from web.i18n import LANGUAGES
 from web.logs import security_event
 
 METHODS = tally.METHODS
@@ -1104,11 +1106,15 @@ def _decide_proposals(round_: Round, now: datetime) -> None:
             if electorate["voters"]
             else None
         )
+        summaries = {}
+        for language in LANGUAGES:  # shown in the reader's language
+            with force_locale(language):
+                summaries[language] = results.verdict(specs[question.key], electorate, outcome)
         implementation.decide(
             db.session.get(Proposal, question.proposal_id),
             bool(outcome["passed"]),
             decided_at=now,
-            summary=results.verdict(specs[question.key], electorate, outcome),
+            summary=summaries,
             turnout=turnout,
             round_title=round_.title,
             round_url=f"/r/{round_.id}",
