@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app app
 HOST ?= 127.0.0.1
 PORT ?= 5000
+WORKERS ?= 2
 
-.PHONY: run test lint install translations migrate seed clean-db
+.PHONY: run serve-prod test lint install translations migrate seed clean-db
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,17 @@ seed: migrate
 # scheduled jobs run in one process.
 run: seed
 	$(FLASK) run --host $(HOST) --port $(PORT) --no-reload --no-debugger
+
+# Production: migrations first, then gunicorn with $(WORKERS) workers (each runs the
+# sweeps, see gunicorn.conf.py) on DATABASE_URL (PostgreSQL recommended), with rate-limit
+# and metrics counters in Redis and JSON-line logs on stdout. docs/operations.md.
+serve-prod: install translations
+	$(FLASK) db upgrade
+	RATELIMIT_STORAGE_URI="$${RATELIMIT_STORAGE_URI:-redis://127.0.0.1:6379}" \
+	YISHI_LOG_STREAM="$${YISHI_LOG_STREAM:-stdout}" \
+	YISHI_ENV="$${YISHI_ENV:-production}" \
+	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py --workers $(WORKERS) \
+		--bind $(HOST):$(PORT) 'app:create_app()'
 
 lint: install
 	$(VENV)/bin/ruff check .

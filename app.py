@@ -16,7 +16,8 @@ from web import database
 from web.errors import register_error_handlers
 from web.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 from web.i18n import HTML_LANG, LANGUAGES, large_text_enabled, local_time, select_locale
-from web.logs import configure_logging
+from web.logs import configure_logging, register_request_log
+from web.metrics import health, register_metrics
 from web.security import register_request_guards
 
 ROOT = Path(__file__).resolve().parent
@@ -58,6 +59,13 @@ def _default_config(app: Flask) -> dict:
         "WRITE_LIMIT_PER_MEMBER": "10 per minute;200 per day",
         "WRITE_LIMIT_PER_ADDRESS": "60 per minute",
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
+        # /metrics: who may read it (addresses or CIDRs, after TRUSTED_PROXIES), and where
+        # its counters live (default: the rate limiter's storage; Redis when several processes).
+        "METRICS_ALLOWED": os.environ.get("METRICS_ALLOWED", "127.0.0.1,::1"),
+        "METRICS_STORAGE_URI": os.environ.get("METRICS_STORAGE_URI"),
+        "METRICS_KEY_PREFIX": os.environ.get("METRICS_KEY_PREFIX", "yishi:metrics"),
+        # JSON-lines logs go to stderr, or stdout (`make serve-prod`).
+        "LOG_STREAM": os.environ.get("YISHI_LOG_STREAM", "stderr"),
         "SESSION_COOKIE_NAME": "__Host-yishi" if production else "yishi_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -133,10 +141,13 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
 
     register_error_handlers(app)
+    register_request_log(app)
+    register_metrics(app)
 
     from ballots import cli as ballots_cli
     from ballots.views import blueprint as ballots_blueprint
     from community import cli as community_cli
+    from community.audit_views import blueprint as audit_blueprint
     from community.auth import auth_blueprint, configure_login
     from community.views import blueprint as community_blueprint
     from deliberation.views import blueprint as deliberation_blueprint
@@ -146,6 +157,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(community_blueprint)
     app.register_blueprint(deliberation_blueprint)
     app.register_blueprint(ballots_blueprint)
+    app.register_blueprint(audit_blueprint)
     community_cli.register(app)
     ballots_cli.register(app)
 
@@ -171,14 +183,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        from sqlalchemy import text
-
-        with database.read_only():
-            db.session.execute(text("SELECT 1"))
-        db.session.rollback()
-        return {"status": "ok", "database": "ok"}
+        return health(app)
 
     import ballots.jobs  # noqa: F401  (registers its sweeps)
+    import community.jobs  # noqa: F401  (registers its sweeps)
     import deliberation.jobs  # noqa: F401  (registers its sweeps)
     from web import scheduler
 

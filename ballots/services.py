@@ -38,6 +38,7 @@ from ballots.models import (
     Secrecy,
     Voter,
 )
+from community import audit
 from community.identity import unit_key
 from community.models import Community, Membership, User, utcnow
 from community.permissions import MembershipStatus
@@ -531,6 +532,13 @@ def create_round(
     db.session.add(round_)
     db.session.flush()
     security_event("round_created", round_id=round_.id, community_id=community.id)
+    audit.record(
+        "round.created",
+        actor=actor,
+        community_id=community.id,
+        subject=("round", round_.id),
+        now=now,
+    )
     return round_
 
 
@@ -553,6 +561,13 @@ def update_round(actor: User, round_: Round, draft: RoundDraft, now: datetime | 
     locked.questions.extend(Question(**q) for q in questions)
     db.session.flush()
     security_event("round_edited", round_id=locked.id)
+    audit.record(
+        "round.edited",
+        actor=actor,
+        community_id=locked.community_id,
+        subject=("round", locked.id),
+        now=now,
+    )
     return locked
 
 
@@ -996,6 +1011,14 @@ def record_paper_ballot(
         proxy_note=proxy_note or None,
     )
     security_event("paper_ballot_entered", round_id=locked.id, channel=channel)
+    audit.record(
+        "round.ballot_entered",
+        actor=actor,
+        community_id=locked.community_id,
+        subject=("round", locked.id),
+        details={"voter": voter.id, "channel": channel},
+        now=now,
+    )
     return ballot
 
 
@@ -1061,6 +1084,13 @@ def close_round(round_id: int, now: datetime) -> bool:
     round_.result = board.canonical(statement).decode("ascii")
     _notify_electorate(round_, "round_closed")
     security_event("round_closed", round_id=round_.id, ballots=ballots, counted=len(counted))
+    audit.record(
+        "round.closed",
+        community_id=round_.community_id,
+        subject=("round", round_.id),
+        details={"ballots": ballots, "counted": len(counted)},
+        now=now,
+    )
     return True
 
 
@@ -1084,6 +1114,9 @@ def finalize_round(round_id: int, now: datetime) -> bool:
     _decide_proposals(round_, now)
     _notify_electorate(round_, "round_final")
     security_event("round_final", round_id=round_.id)
+    audit.record(
+        "round.final", community_id=round_.community_id, subject=("round", round_.id), now=now
+    )
     return True
 
 
@@ -1147,6 +1180,14 @@ def annul_round(actor: User, round_: Round, reason: str, now: datetime | None = 
             deliberation.change_status(proposal, ProposalStatus.SCHEDULED, reason)
     _notify_electorate(locked, "round_annulled")
     security_event("round_annulled", round_id=locked.id)
+    audit.record(
+        "round.annulled",
+        actor=actor,
+        community_id=locked.community_id,
+        subject=("round", locked.id),
+        details={"reason": reason},
+        now=now,
+    )
     return locked
 
 

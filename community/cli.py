@@ -1,13 +1,16 @@
-"""`flask seed-demo`, `flask create-admin`, `flask import-roll`."""
+"""`flask seed-demo`, `flask create-admin`, `flask import-roll`, `flask audit …`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
 
-from community import demo, services
+from community import audit, demo, services
 from web.errors import DomainError
 from web.extensions import db
 
@@ -74,3 +77,43 @@ def register(app) -> None:
         )
         for entry, code in issued:
             click.echo(f"{entry.unit}\t{code}")
+
+    audit_group = AppGroup("audit", help="The hash-chained audit log: verify, show, export.")
+
+    @audit_group.command("verify")
+    def audit_verify():
+        """Check the chain, the stored head and the signed daily heads; exit 1 on a problem."""
+        report = audit.verify()
+        if report.ok:
+            click.echo(f"OK: {report.count} entries, head {report.head}")
+            return
+        click.echo(f"FAILED: {report.problem}", err=True)
+        raise SystemExit(1)
+
+    @audit_group.command("show")
+    @click.option("--community", "community_id", type=int, help="Only this community's entries.")
+    @click.option("--limit", default=50, show_default=True, help="How many of the newest.")
+    def audit_show(community_id: int | None, limit: int):
+        """Print the newest entries, one a line."""
+        query = select(audit.AuditEntry).order_by(audit.AuditEntry.n.desc()).limit(limit)
+        if community_id is not None:
+            query = query.where(audit.AuditEntry.community_id == community_id)
+        for e in db.session.scalars(query):
+            click.echo(
+                f"{e.n}\t{e.at.isoformat()}\t{e.community_id or '-'}\t{e.actor_id or '-'}\t"
+                f"{e.action}\t{e.subject_kind}:{e.subject_id or ''}\t{e.details}"
+            )
+
+    @audit_group.command("key")
+    def audit_key():
+        """Print the site public key that signs the daily heads."""
+        click.echo(audit.site_public_key())
+
+    @audit_group.command("export")
+    @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+    def audit_export(output: Path):
+        """Write the log as JSON for `python -m crypto.audit` (docs/audit-format.md)."""
+        output.write_text(json.dumps(audit.log_document(), ensure_ascii=True, indent=1))
+        click.echo(f"Wrote {output}")
+
+    app.cli.add_command(audit_group)

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, or_, select, update
 
+from community import audit
 from community.identity import (
     BadValue,
     clean_display_name,
@@ -194,6 +195,8 @@ def set_active(actor: User, user: User, active: bool) -> None:
     if not active:
         end_all_sessions(user)
     security_event("account_active_changed", target_user_id=user.id, active=active)
+    action = "account.activated" if active else "account.deactivated"
+    audit.record(action, actor=actor, subject=("user", user.id))
 
 
 # Built once: every request runs it, and building the statement per call cost more CPU
@@ -374,6 +377,13 @@ def create_community(
     add_unique(community, Conflict(_("A place with this name already exists here.")))
     community.path = f"{parent.path if parent else '/'}{community.id}/"
     security_event("community_created", community_id=community.id)
+    audit.record(
+        "community.created",
+        actor=actor,
+        community_id=community.id,
+        subject=("community", community.id),
+        details={"parent": community.parent_id},
+    )
     return community
 
 
@@ -503,6 +513,13 @@ def decide_join(actor: User, membership: Membership, approve: bool, reason: str 
         approved=approve,
         community_id=membership.community_id,
     )
+    audit.record(
+        "member.approved" if approve else "member.rejected",
+        actor=actor,
+        community_id=membership.community_id,
+        subject=("membership", membership.id),
+        details={"user": membership.user_id},
+    )
     return membership
 
 
@@ -543,12 +560,19 @@ def assign_role(actor: User, membership: Membership, role: str) -> Membership:
         raise InvalidInput(_("Unknown role.")) from error
     if membership.status != MembershipStatus.VERIFIED:
         raise InvalidInput(_("Only verified members can be given a role."))
-    membership.role = role.value
+    before, membership.role = membership.role, role.value
     security_event(
         "role_assigned",
         membership_id=membership.id,
         role=role.value,
         community_id=membership.community_id,
+    )
+    audit.record(
+        "member.role",
+        actor=actor,
+        community_id=membership.community_id,
+        subject=("membership", membership.id),
+        details={"user": membership.user_id, "from": before, "to": role.value},
     )
     return membership
 
@@ -794,6 +818,13 @@ def import_roll(
     security_event(
         "roll_imported", community_id=community.id, added=report.added, updated=report.updated
     )
+    audit.record(
+        "roll.imported",
+        actor=actor,
+        community_id=community.id,
+        subject=("roll_import", batch.id),
+        details={"added": report.added, "updated": report.updated, "unchanged": report.unchanged},
+    )
     return report
 
 
@@ -831,6 +862,8 @@ def issue_invites(
         issued.append((entry, code))
     db.session.flush()
     security_event("invites_issued", community_id=community.id, count=len(issued))
+    details = {"count": len(issued)}
+    audit.record("roll.invites", actor=actor, community_id=community.id, details=details)
     return issued
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
+from community import audit
 from community import services as community_services
 from community.models import Community, Membership, User, utcnow
 from community.permissions import MembershipStatus
@@ -275,6 +276,14 @@ def plan(actor: User, implementation: Implementation, draft: PlanDraft, now=None
     security_event(
         "implementation_planned", proposal_id=implementation.proposal_id, actor_id=actor.id
     )
+    audit.record(
+        "implementation.planned",
+        actor=actor,
+        community_id=community.id,
+        subject=("implementation", implementation.id),
+        details={"proposal": implementation.proposal_id, "milestones": len(planned)},
+        now=now,
+    )
     return implementation
 
 
@@ -444,6 +453,15 @@ def post_update(
         status=target.value,
         status_before=before,
     )
+    if target.value != before:
+        audit.record(
+            "implementation.status",
+            actor=author,
+            community_id=proposal.community_id,
+            subject=("implementation", implementation.id),
+            details={"proposal": proposal.id, "from": before, "to": target.value},
+            now=now,
+        )
     return entry
 
 
@@ -460,15 +478,22 @@ def _store_photo(entry: ProgressUpdate, prepared, original_name: str, position: 
 
 
 def get_update_photo(user: User | None, stored_name: str) -> UpdatePhoto | None:
-    """An update's photo, for readers of its proposal; None when there is no such photo."""
-    from deliberation.services import can_see
+    """An update's photo, for readers of its proposal (of a hidden one: its author and the
+    moderators, as for the proposal's own photos); None when there is no such photo."""
+    from deliberation.services import can_see, is_moderator
 
     photo = db.session.scalar(select(UpdatePhoto).where(UpdatePhoto.stored_name == stored_name))
     if photo is None:
         return None
     entry = db.session.get(ProgressUpdate, photo.update_id)
-    implementation = db.session.get(Implementation, entry.implementation_id)
-    if not can_see(user, implementation.proposal):
+    proposal = db.session.get(Implementation, entry.implementation_id).proposal
+    if not can_see(user, proposal):
+        raise NotFound()
+    if (
+        proposal.is_hidden
+        and user.id != proposal.author_id
+        and not is_moderator(user, proposal.community)
+    ):
         raise NotFound()
     return photo
 

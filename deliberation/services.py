@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, insert, select, text, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
+from community import audit
 from community import services as community_services
 from community.models import Community, Membership, User, utcnow
 from community.permissions import MembershipStatus
@@ -980,6 +981,17 @@ def _log(actor, community_id, action, reason, proposal=None, comment=None, membe
         )
     )
     security_event("moderation", action=action, community_id=community_id)
+    subject = ("member", member_id)
+    if comment is not None or proposal is not None:
+        subject = ("comment", comment.id) if comment else ("proposal", proposal.id)
+    details = {"reason": reason}
+    audit.record(
+        f"moderation.{action}",
+        actor=actor,
+        community_id=community_id,
+        subject=subject,
+        details=details,
+    )
 
 
 def _resolve_reports(actor: User, proposal: Proposal, comment: Comment | None, resolution: str):

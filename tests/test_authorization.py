@@ -90,6 +90,9 @@ POLICY: dict[tuple[str, str], dict[str, object]] = {
     ("community.browse", "GET"): _row(200),
     ("community.community_page", "GET"): _row(200),
     ("healthz", "GET"): _row(200),
+    # from METRICS_ALLOWED addresses (the test client's 127.0.0.1), whoever is logged in;
+    # 404 from any other address (tests/test_operations.py)
+    ("metrics", "GET"): _row(200),
     # --- account pages: for visitors only; members are sent home
     ("auth.register", "GET"): _row(HOME, visitor=200),
     ("auth.register", "POST"): _row(HOME, visitor=OK),
@@ -125,6 +128,8 @@ POLICY: dict[tuple[str, str], dict[str, object]] = {
     ("deliberation.new_proposal", "GET"): _reach(PARTICIPANTS, 200, visitor=LOGIN, unseen=403),
     ("deliberation.new_proposal", "POST"): _reach(PARTICIPANTS, OK, visitor=401, unseen=403),
     ("deliberation.moderation_log", "GET"): _reach(READERS, 200, visitor=LOGIN, unseen=403),
+    # the whole audit log for RUNNERS, its moderation part for the other readers
+    ("audit.community_log", "GET"): _reach(READERS, 200, visitor=LOGIN, unseen=403),
     ("deliberation.moderation_queue", "GET"): _reach(MODERATORS, 200, visitor=LOGIN, unseen=403),
     ("deliberation.suspend", "GET"): _reach(MODERATORS, 200, visitor=LOGIN, unseen=403),
     ("deliberation.suspend", "POST"): _reach(MODERATORS, OK, visitor=401, unseen=403),

@@ -43,6 +43,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
+from blinker import Namespace
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask.helpers import get_debug_flag
@@ -61,6 +62,10 @@ JOB_PREFIX = "sweep:"
 ROOT = Path(__file__).resolve().parent.parent
 
 SweepFunction = Callable[[datetime], int]
+
+# Sent with the app as sender after every sweep run: `sweep_ran.send(app, job=name,
+# failed=bool)`. web/metrics.py counts runs and failures with it.
+sweep_ran = Namespace().signal("sweep-ran")
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,13 @@ def last_heartbeat(app: Flask) -> datetime | None:
     return _state(app)["heartbeat"]
 
 
+def is_running(app: Flask) -> bool:
+    """Whether this process runs the app's scheduler (a copy inherited by fork does not)."""
+    state = _state(app)
+    scheduler = state["scheduler"]
+    return scheduler is not None and scheduler.running and state["pid"] == os.getpid()
+
+
 def _run(app: Flask, sweep: Sweep, now: datetime | None) -> tuple[int, bool]:
     now = _utc(now)
     started = time.perf_counter()
@@ -167,6 +179,7 @@ def _run(app: Flask, sweep: Sweep, now: datetime | None) -> tuple[int, bool]:
     finally:
         write_intent.reset(token)
         _state(app)["heartbeat"] = datetime.now(UTC)
+        sweep_ran.send(app, job=sweep.name, failed=failed)
     if not failed:
         _log(
             logging.INFO if changed else logging.DEBUG,
