@@ -17,7 +17,7 @@ from community import services as community_services
 from community.models import Community, Membership, User
 from community.permissions import MembershipStatus
 from deliberation.implementation import RatingSummary, empty_counts
-from deliberation.lifecycle import FINAL_STAGE, Work
+from deliberation.lifecycle import FINAL_STAGE, AsDecided, Work
 from deliberation.models import (
     Decision,
     Implementation,
@@ -31,6 +31,9 @@ from web.exports import csv_document
 from web.extensions import db
 
 PERIOD_DAYS = 365
+NO_RATINGS = RatingSummary(empty_counts())  # shared, never changed
+ANSWERS = tuple(a.value for a in AsDecided)
+ID_BATCH = 5000  # ids per IN list (SQLite's limit on bound parameters is far above)
 PAGE_SIZE = 50
 # Filters by status: a result ("rejected") or where the work stands; "stale" and
 # "overdue" are marks on active work.
@@ -77,7 +80,6 @@ class BoardRow:
     community: str
     decided_at: datetime
     accepted: bool
-    summary: str
     turnout: Decimal | None
     round_url: str | None
     status: str  # "rejected" or a Work value
@@ -87,7 +89,14 @@ class BoardRow:
     planned_end: date | None = None
     days_overdue: int = 0
     on_time: bool | None = None
-    satisfaction: RatingSummary = field(default_factory=lambda: RatingSummary(empty_counts()))
+    satisfaction: RatingSummary = field(default_factory=lambda: NO_RATINGS)
+    locale: str = "zh"
+    summary_texts: str = ""  # Decision.summary, the verdict in each language (see `summary`)
+
+    @property
+    def summary(self) -> str:
+        """The verdict in the reader's language (read for the rows shown or exported)."""
+        return verdict_in(self.summary_texts, self.locale)
 
 
 @dataclass
@@ -134,6 +143,7 @@ def board(
     category: str | None = None,
     page: int = 1,
     locale: str = "zh",
+    all_verdicts: bool = False,
 ) -> Board:
     if not can_read_board(viewer, community):
         raise NotFound()
@@ -156,7 +166,6 @@ def board(
             Community.timezone,
             Decision.decided_at,
             Decision.accepted,
-            Decision.summary,
             Decision.turnout,
             Decision.round_url,
             Implementation.id,
@@ -172,34 +181,11 @@ def board(
         .where(*conditions)
         .order_by(Decision.decided_at.desc(), Decision.proposal_id.desc())
     )
-    implementation_ids = (
-        select(Implementation.id)
-        .join(Decision, Decision.proposal_id == Implementation.proposal_id)
-        .join(Proposal, Proposal.id == Decision.proposal_id)
-        .where(*conditions)
-    )
-    plans = {
-        iid: (last, first_open)
-        for iid, last, first_open in db.session.execute(
-            select(
-                Milestone.implementation_id,
-                func.max(Milestone.due_on),
-                func.min(case((Milestone.reached_at.is_(None), Milestone.due_on))),
-            )
-            .where(Milestone.implementation_id.in_(implementation_ids))
-            .group_by(Milestone.implementation_id)
-        )
-    }
-    ratings: dict[int, RatingSummary] = {}
-    for iid, score, decided, n in db.session.execute(
-        select(Rating.implementation_id, Rating.satisfaction, Rating.as_decided, func.count())
-        .where(Rating.implementation_id.in_(implementation_ids), Rating.stage == FINAL_STAGE)
-        .group_by(Rating.implementation_id, Rating.satisfaction, Rating.as_decided)
-    ):
-        summary = ratings.setdefault(iid, RatingSummary(empty_counts()))
-        summary.counts[score] += n
-        if decided:
-            summary.as_decided[decided] = summary.as_decided.get(decided, 0) + n
+    # Columns only: plain Core rows, without the ORM's per-row loading.
+    connection = db.session.connection()
+    found = connection.execute(rows_query).all()
+    iids = [r[9] for r in found if r[9] is not None]
+    plans, ratings = _plans_and_ratings(connection, iids)
     rows = []
     for (
         proposal_id,
@@ -209,7 +195,6 @@ def board(
         zone,
         decided_at,
         accepted,
-        summary,
         turnout,
         round_url,
         iid,
@@ -218,7 +203,7 @@ def board(
         percent,
         stale_since,
         completed_at,
-    ) in db.session.execute(rows_query):
+    ) in found:
         last, first_open = plans.get(iid, (None, None))
         row = BoardRow(
             proposal_id=proposal_id,
@@ -227,7 +212,7 @@ def board(
             community=community_name,
             decided_at=decided_at,
             accepted=accepted,
-            summary=verdict_in(summary, locale),
+            locale=locale,
             turnout=turnout,
             round_url=round_url,
             status=work if iid is not None else ("accepted" if accepted else "rejected"),
@@ -245,7 +230,7 @@ def board(
         rows = [r for r in rows if matches(r, status)]
     totals = roll_up(rows, today)
     pages = max(1, -(-len(rows) // PAGE_SIZE))
-    return Board(
+    result = Board(
         community=community,
         since=since,
         rows=rows,
@@ -254,6 +239,52 @@ def board(
         category=category,
         page=min(max(1, page), pages),
     )
+    # The verdicts (long texts in every language) only for the rows that show them.
+    _add_verdicts(connection, rows if all_verdicts else result.page_rows)
+    return result
+
+
+def _plans_and_ratings(connection, iids: list[int]):
+    """Per implementation: (last target date, earliest target date not reached) and the
+    distribution of its final ratings, in two grouped queries."""
+    plans: dict[int, tuple] = {}
+    ratings: dict[int, RatingSummary] = {}
+    scores = [func.sum(case((Rating.satisfaction == n, 1), else_=0)) for n in range(1, 6)]
+    answers = [func.sum(case((Rating.as_decided == a, 1), else_=0)) for a in ANSWERS]
+    for start in range(0, len(iids), ID_BATCH):
+        batch = iids[start : start + ID_BATCH]
+        for iid, last, first_open in connection.execute(
+            select(
+                Milestone.implementation_id,
+                func.max(Milestone.due_on),
+                func.min(case((Milestone.reached_at.is_(None), Milestone.due_on))),
+            )
+            .where(Milestone.implementation_id.in_(batch))
+            .group_by(Milestone.implementation_id)
+        ):
+            plans[iid] = (last, first_open)
+        for iid, *counts in connection.execute(
+            select(Rating.implementation_id, *scores, *answers)
+            .where(Rating.implementation_id.in_(batch), Rating.stage == FINAL_STAGE)
+            .group_by(Rating.implementation_id)
+        ):
+            ratings[iid] = RatingSummary(
+                {n: int(counts[n - 1]) for n in range(1, 6)},
+                {a: int(c) for a, c in zip(ANSWERS, counts[5:], strict=True) if c},
+            )
+    return plans, ratings
+
+
+def _add_verdicts(connection, rows: list[BoardRow]) -> None:
+    by_id = {r.proposal_id: r for r in rows}
+    ids = list(by_id)
+    for start in range(0, len(ids), ID_BATCH):
+        for proposal_id, texts in connection.execute(
+            select(Decision.proposal_id, Decision.summary).where(
+                Decision.proposal_id.in_(ids[start : start + ID_BATCH])
+            )
+        ):
+            by_id[proposal_id].summary_texts = texts
 
 
 # ---------------------------------------------------------------- pure arithmetic
@@ -301,18 +332,21 @@ def roll_up(rows: list[BoardRow], today: date) -> Totals:
     - satisfaction: all ratings of completed work together (a distribution and its mean).
     """
     totals = Totals()
-    turnouts = []
+    turnout_sum, turnouts = Decimal(0), 0
     for row in rows:
         totals.decisions += 1
         totals.accepted += 1 if row.accepted else 0
         totals.by_status[row.status] = totals.by_status.get(row.status, 0) + 1
         if row.turnout is not None:
-            turnouts.append(Fraction(row.turnout))
+            turnout_sum += row.turnout  # exact: decimals with six places
+            turnouts += 1
         if row.on_time is not None:
             totals.finished_or_due += 1
             totals.on_time += 1 if row.on_time else 0
         elif row.planned_end is not None and row.planned_end < today and row.status in ACTIVE:
             totals.finished_or_due += 1  # due and not done: late
+        if row.satisfaction is NO_RATINGS:
+            continue
         for score, n in row.satisfaction.counts.items():
             totals.satisfaction.counts[score] += n
         for answer, n in row.satisfaction.as_decided.items():
@@ -320,7 +354,7 @@ def roll_up(rows: list[BoardRow], today: date) -> Totals:
                 totals.satisfaction.as_decided.get(answer, 0) + n
             )
     if turnouts:
-        totals.turnout_mean = sum(turnouts, Fraction(0)) / len(turnouts)
+        totals.turnout_mean = Fraction(turnout_sum) / turnouts
     return totals
 
 

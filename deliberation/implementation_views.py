@@ -379,7 +379,7 @@ def _board_arguments(community):
     return status, category, int(page) if page.isdigit() and len(page) < 6 else 1
 
 
-def _board(community_id: int):
+def _board(community_id: int, downloads: bool = False):
     community = accountability.board_community(_user(), community_id)
     status, category, page = _board_arguments(community)
     result = accountability.board(
@@ -390,6 +390,7 @@ def _board(community_id: int):
         category=category,
         page=page,
         locale=str(get_locale() or "zh"),
+        all_verdicts=downloads,
     )
     return community, result
 
@@ -436,7 +437,7 @@ def accountability_board(community_id: int):
 @blueprint.get("/c/<int:community_id>/accountability.csv")
 @login_required
 def accountability_csv(community_id: int):
-    community, result = _board(community_id)
+    community, result = _board(community_id, downloads=True)
     return Response(
         "\ufeff" + accountability.board_csv(result),
         mimetype="text/csv",
@@ -449,7 +450,7 @@ def accountability_csv(community_id: int):
 @blueprint.get("/c/<int:community_id>/accountability.json")
 @login_required
 def accountability_json(community_id: int):
-    community, result = _board(community_id)
+    community, result = _board(community_id, downloads=True)
     response = Response(
         json.dumps(accountability.board_json(result), ensure_ascii=False),
         mimetype="application/json",
