@@ -17,7 +17,7 @@ from community import services as community_services
 from community.models import Community, Membership, User
 from community.permissions import MembershipStatus
 from deliberation.implementation import RatingSummary, empty_counts
-from deliberation.lifecycle import FINAL_STAGE, AsDecided, Work
+from deliberation.lifecycle import ACTIVE_WORK, FINAL_STAGE, AsDecided, Work
 from deliberation.models import (
     Decision,
     Implementation,
@@ -218,7 +218,7 @@ def board(
             status=work if iid is not None else ("accepted" if accepted else "rejected"),
             status_reason=reason,
             percent=percent or 0,
-            stale=stale_since is not None and work in ACTIVE,
+            stale=stale_since is not None and work in ACTIVE_WORK,
             planned_end=last,
         )
         if iid is not None:
@@ -229,7 +229,6 @@ def board(
     if status:
         rows = [r for r in rows if matches(r, status)]
     totals = roll_up(rows, today)
-    pages = max(1, -(-len(rows) // PAGE_SIZE))
     result = Board(
         community=community,
         since=since,
@@ -237,8 +236,8 @@ def board(
         totals=totals,
         status=status,
         category=category,
-        page=min(max(1, page), pages),
     )
+    result.page = min(max(1, page), result.pages)
     # The verdicts (long texts in every language) only for the rows that show them.
     _add_verdicts(connection, rows if all_verdicts else result.page_rows)
     return result
@@ -289,13 +288,11 @@ def _add_verdicts(connection, rows: list[BoardRow]) -> None:
 
 # ---------------------------------------------------------------- pure arithmetic
 
-ACTIVE = frozenset({Work.NOT_STARTED, Work.IN_PROGRESS, Work.BLOCKED})
-
 
 def overdue(work: str, first_open_due: date | None, today: date) -> int:
     """Days since the earliest target date of a milestone not yet reached, for active
     work; 0 when nothing is overdue."""
-    if work not in ACTIVE or first_open_due is None:
+    if work not in ACTIVE_WORK or first_open_due is None:
         return 0
     return max(0, (today - first_open_due).days)
 
@@ -343,7 +340,7 @@ def roll_up(rows: list[BoardRow], today: date) -> Totals:
         if row.on_time is not None:
             totals.finished_or_due += 1
             totals.on_time += 1 if row.on_time else 0
-        elif row.planned_end is not None and row.planned_end < today and row.status in ACTIVE:
+        elif row.planned_end is not None and row.planned_end < today and row.status in ACTIVE_WORK:
             totals.finished_or_due += 1  # due and not done: late
         if row.satisfaction is NO_RATINGS:
             continue

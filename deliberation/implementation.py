@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -54,7 +54,14 @@ from deliberation.models import (
     StatusChange,
     UpdatePhoto,
 )
-from deliberation.services import _move, _notify_followers, follow, notify, write_photo
+from deliberation.services import (
+    _move,
+    _notify_followers,
+    follow,
+    notify,
+    write_photo,
+    yuan_or_error,
+)
 from web.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
 from web.logs import security_event
@@ -135,17 +142,6 @@ def implementation_of(proposal: Proposal) -> Implementation | None:
     )
 
 
-def get_implementation(user: User | None, proposal_id: int) -> Implementation:
-    """The implementation of a proposal the user may read; otherwise not found."""
-    from deliberation.services import get_proposal
-
-    proposal = get_proposal(user, proposal_id)
-    found = implementation_of(proposal)
-    if found is None:
-        raise NotFound(_("This proposal has no implementation."))
-    return found
-
-
 # ---------------------------------------------------------------- who may do what
 
 
@@ -199,15 +195,7 @@ class PlanDraft:
 
 
 def _money_or_error(value, what: str) -> Decimal | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        amount = Decimal(str(value).replace(",", "").replace("¥", "").strip())
-    except InvalidOperation as error:
-        raise InvalidInput(_("%(what)s must be an amount in yuan.", what=what)) from error
-    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e12"):
-        raise InvalidInput(_("%(what)s must be an amount in yuan.", what=what))
-    return amount.quantize(Decimal("0.01"))
+    return yuan_or_error(value, _("%(what)s must be an amount in yuan.", what=what))
 
 
 def _date_or_error(value) -> date:
@@ -249,8 +237,9 @@ def plan(actor: User, implementation: Implementation, draft: PlanDraft, now=None
     if len(responsible) > 200:
         raise InvalidInput(_("Please keep the name of the responsible party short."))
     if draft.responsible_user_id is not None:
-        member_ids = {uid for uid, _label in responsible_choices(community)}
-        if draft.responsible_user_id not in member_ids:
+        reporter = db.session.get(User, draft.responsible_user_id)
+        membership = community_services.membership_of(reporter, community) if reporter else None
+        if not (reporter and reporter.is_active and membership and membership.is_verified):
             raise InvalidInput(_("The reporting member must be a verified member here."))
     budget = _money_or_error(draft.budget, _("The budget"))
     source = (draft.budget_source or "").strip()[:200]
@@ -504,9 +493,10 @@ class UpdateView:
     comments: list[Comment]
 
 
-def updates_of(implementation: Implementation) -> list[UpdateView]:
-    """Every update, newest first, with its photos and visible comments: three queries."""
-    entries = db.session.scalars(
+def updates_of(implementation: Implementation, only: int | None = None) -> list[UpdateView]:
+    """Every update (or only the one with id `only`), newest first, with its photos and
+    visible comments: three queries."""
+    query = (
         select(ProgressUpdate)
         .options(
             joinedload(ProgressUpdate.author),
@@ -515,7 +505,10 @@ def updates_of(implementation: Implementation) -> list[UpdateView]:
         )
         .where(ProgressUpdate.implementation_id == implementation.id)
         .order_by(ProgressUpdate.created_at.desc(), ProgressUpdate.id.desc())
-    ).all()
+    )
+    if only is not None:
+        query = query.where(ProgressUpdate.id == only)
+    entries = db.session.scalars(query).all()
     by_update: dict[int, list[Comment]] = {e.id: [] for e in entries}
     if entries:
         for comment in db.session.scalars(
@@ -677,23 +670,6 @@ def ratings_of(implementation: Implementation) -> dict[str, RatingSummary]:
     return summaries
 
 
-# ---------------------------------------------------------------- reading a plan
-
-
-def overdue_days(milestone: Milestone, today: date) -> int:
-    """Days past the target date of a milestone not yet reached (0 when not overdue)."""
-    if milestone.reached_at is not None:
-        return 0
-    return max(0, (today - milestone.due_on).days)
-
-
-def on_time(implementation: Implementation, due: date | None, zone: str) -> bool | None:
-    """Completed by the plan's last target date? None while it cannot be said."""
-    if implementation.status != Work.COMPLETED or due is None:
-        return None
-    return implementation.completed_at.astimezone(ZoneInfo(zone)).date() <= due
-
-
 # ---------------------------------------------------------------- the timeline
 
 
@@ -707,9 +683,19 @@ class TimelineEntry:
     update: ProgressUpdate | None = None
 
 
-def timeline(proposal: Proposal, updates: list[UpdateView] | None = None) -> list[TimelineEntry]:
+_LOAD = object()  # timeline(): "read it yourself"
+
+
+def timeline(
+    proposal: Proposal,
+    updates: list[UpdateView] | None = None,
+    *,
+    decision=_LOAD,
+    implementation=_LOAD,
+) -> list[TimelineEntry]:
     """The whole story in one list, oldest first: every status the proposal entered, the
-    vote's verified result, the plan, and every implementation update."""
+    vote's verified result, the plan, and every implementation update. A caller that has
+    read the decision, the implementation or its updates already passes them in."""
     entries = [
         TimelineEntry(at=c.at, kind="status", status=c.status, reason=c.reason)
         for c in db.session.scalars(
@@ -720,13 +706,15 @@ def timeline(proposal: Proposal, updates: list[UpdateView] | None = None) -> lis
     ]
     if proposal.published_at and not any(e.status == Status.COLLECTING for e in entries):
         entries.append(TimelineEntry(at=proposal.published_at, kind="status", status="collecting"))
-    decision = decision_of(proposal)
+    if decision is _LOAD:
+        decision = decision_of(proposal)
     if decision is not None:
         # The decision replaces its two status lines (accepted/rejected).
         entries = [e for e in entries if e.status not in (Status.ACCEPTED, Status.REJECTED)] + [
             TimelineEntry(at=decision.decided_at, kind="decision", decision=decision)
         ]
-    implementation = implementation_of(proposal)
+    if implementation is _LOAD:
+        implementation = implementation_of(proposal)
     if implementation is not None:
         if implementation.planned_at:
             entries.append(TimelineEntry(at=implementation.planned_at, kind="plan"))

@@ -11,6 +11,7 @@ from datetime import date
 from flask import Response, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from community import services as community_services
@@ -121,8 +122,9 @@ def work_context(proposal, viewer, update_form=None, rating_form=None) -> WorkCo
     updates = implementation.updates_of(found) if found else []
     ratings = implementation.ratings_of(found) if found else {}
     final = ratings.get("final")
+    decision = implementation.decision_of(proposal)
     context = WorkContext(
-        decision=implementation.decision_of(proposal),
+        decision=decision,
         implementation=found,
         updates=updates,
         ratings=ratings,
@@ -133,7 +135,9 @@ def work_context(proposal, viewer, update_form=None, rating_form=None) -> WorkCo
         can_report=bool(found and found.is_active)
         and implementation.can_post_update(viewer, found),
         rating_refusal=implementation.rating_refusal(viewer, found) if found else None,
-        timeline=implementation.timeline(proposal, updates),
+        timeline=implementation.timeline(
+            proposal, updates, decision=decision, implementation=found
+        ),
         final_chart=bars(
             (SATISFACTION_LABELS[n], final.counts[n] if final else 0) for n in range(5, 0, -1)
         ),
@@ -300,14 +304,12 @@ def comment_on_update(update_id: int):
     )
     db.session.commit()
     if htmx:
-        views = [
-            v
-            for v in implementation.updates_of(implementation.implementation_of(proposal))
-            if v.update.id == entry.id
-        ]
+        [view] = implementation.updates_of(
+            implementation.implementation_of(proposal), only=entry.id
+        )
         return render_template(
             "deliberation/_partials/update_comments.html",
-            view=views[0],
+            view=view,
             proposal=proposal,
             comment_form=UpdateCommentForm(formdata=None),
             empty_form=EmptyForm(),
@@ -367,12 +369,12 @@ def rate_milestone(proposal_id: int, milestone_id: int):
 # ---------------------------------------------------------------- the accountability board
 
 
-def _board_arguments(community):
+def _board_arguments(categories: list[tuple[str, str]]):
     status = request.args.get("status") or None
     category = request.args.get("category") or None
     if status is not None and status not in accountability.STATUS_FILTERS:
         raise InvalidInput(_("Unknown status filter."))
-    known = {value for value, _label in services.categories(community)}
+    known = {value for value, _label in categories}
     if category is not None and category not in known:
         raise InvalidInput(_("Unknown category."))
     page = request.args.get("page", "1")
@@ -381,7 +383,8 @@ def _board_arguments(community):
 
 def _board(community_id: int, downloads: bool = False):
     community = accountability.board_community(_user(), community_id)
-    status, category, page = _board_arguments(community)
+    categories = services.categories(community)
+    status, category, page = _board_arguments(categories)
     result = accountability.board(
         _user(),
         community,
@@ -392,19 +395,16 @@ def _board(community_id: int, downloads: bool = False):
         locale=str(get_locale() or "zh"),
         all_verdicts=downloads,
     )
-    return community, result
+    return community, result, categories
 
 
-STATUS_FILTER_LABELS = {
-    "stale": lambda: _("Stale (no update for 30 days)"),
-    "overdue": lambda: _("Overdue"),
-}
+STATUS_FILTER_LABELS = {"stale": _l("Stale (no update for 30 days)"), "overdue": _l("Overdue")}
 
 
 @blueprint.get("/c/<int:community_id>/accountability")
 @login_required
 def accountability_board(community_id: int):
-    community, result = _board(community_id)
+    community, result, categories = _board(community_id)
     totals = result.totals
     status_chart = bars(
         (work_label(value), totals.by_status.get(value, 0))
@@ -416,7 +416,9 @@ def accountability_board(community_id: int):
     filters = [("", _("All"))] + [
         (
             value,
-            STATUS_FILTER_LABELS[value]() if value in STATUS_FILTER_LABELS else work_label(value),
+            str(STATUS_FILTER_LABELS[value])
+            if value in STATUS_FILTER_LABELS
+            else work_label(value),
         )
         for value in accountability.STATUS_FILTERS
     ]
@@ -426,7 +428,8 @@ def accountability_board(community_id: int):
         status_chart=status_chart,
         satisfaction_chart=satisfaction_chart,
         status_filters=filters,
-        categories=[("", _("All"))] + services.categories(community),
+        categories=[("", _("All")), *categories],
+        category_labels=dict(categories),
         category_label=services.category_label,
     )
     if htmx:
@@ -437,7 +440,7 @@ def accountability_board(community_id: int):
 @blueprint.get("/c/<int:community_id>/accountability.csv")
 @login_required
 def accountability_csv(community_id: int):
-    community, result = _board(community_id, downloads=True)
+    community, result, _categories = _board(community_id, downloads=True)
     return Response(
         "\ufeff" + accountability.board_csv(result),
         mimetype="text/csv",
@@ -450,7 +453,7 @@ def accountability_csv(community_id: int):
 @blueprint.get("/c/<int:community_id>/accountability.json")
 @login_required
 def accountability_json(community_id: int):
-    community, result = _board(community_id, downloads=True)
+    community, result, _categories = _board(community_id, downloads=True)
     response = Response(
         json.dumps(accountability.board_json(result), ensure_ascii=False),
         mimetype="application/json",

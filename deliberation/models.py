@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from community.models import Community, User, UTCDateTime, utcnow
-from deliberation.lifecycle import Status, Work
+from deliberation.lifecycle import ACTIVE_WORK, Status, Work
 from web.extensions import db
 
 
@@ -347,7 +347,7 @@ class Implementation(db.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in (Work.NOT_STARTED, Work.IN_PROGRESS, Work.BLOCKED)
+        return self.status in ACTIVE_WORK
 
 
 class Milestone(db.Model):

@@ -217,18 +217,22 @@ def _checked(community: Community, draft: ProposalDraft) -> tuple[str, str, str,
     if len(body) > markup.MAX_SOURCE_CHARS:
         raise InvalidInput(_("Please keep the description under 20,000 characters."))
     category = _category_or_error(community, draft.category)
-    cost = draft.estimated_cost
-    if cost in (None, ""):
-        cost = None
-    else:
-        try:
-            cost = Decimal(str(cost).replace(",", "").strip())
-        except InvalidOperation as error:
-            raise InvalidInput(_("The estimated cost must be a number of yuan.")) from error
-        if not cost.is_finite() or cost < 0 or cost >= Decimal("1e12"):
-            raise InvalidInput(_("The estimated cost must be a number of yuan."))
-        cost = cost.quantize(Decimal("0.01"))
+    cost = yuan_or_error(draft.estimated_cost, _("The estimated cost must be a number of yuan."))
     return title, body, category, cost
+
+
+def yuan_or_error(value, message: str) -> Decimal | None:
+    """An amount of money as people type it ("12,000", "¥300.5"), to the fen; None when
+    left empty; `message` (an InvalidInput) when it is not an amount from 0 to 10¹²."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        amount = Decimal(str(value).replace(",", "").replace("¥", "").strip())
+    except InvalidOperation as error:
+        raise InvalidInput(message) from error
+    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e12"):
+        raise InvalidInput(message)
+    return amount.quantize(Decimal("0.01"))
 
 
 def _apply_text(proposal: Proposal, title: str, body: str, category: str, cost) -> None:
