@@ -558,6 +558,7 @@ class Seeder:
         2-4 milestones, 0-4 progress updates and, when completed, ratings by neighbours."""
         from sqlalchemy import bindparam, update
 
+        from deliberation.implementation import finished_on_time
         from deliberation.models import (
             Decision,
             Implementation,
@@ -610,6 +611,53 @@ class Seeder:
                 end = min(now, decided + timedelta(days=rng.uniform(20, 200)))
                 finished = work in ("completed", "abandoned")
                 last_activity = end if finished else decided + (now - decided) * rng.random()
+                plan_days = sorted(rng.uniform(10, 180) for _ in range(rng.randint(2, 4)))
+                milestones = []
+                for position, days in enumerate(plan_days):
+                    milestone_id += 1
+                    milestones.append(
+                        {
+                            "id": milestone_id,
+                            "implementation_id": n,
+                            "position": position,
+                            "title": f"第{position + 1}阶段",
+                            "due_on": (decided + timedelta(days=days)).date(),
+                            "reached_at": decided + timedelta(days=days)
+                            if work == "completed" or rng.random() < 0.4
+                            else None,
+                            "reminded_at": None,
+                        }
+                    )
+                members = self.members_of[p["community_id"]]
+                ratings = []
+                if work == "completed":
+                    for uid in rng.sample(members[2:], min(len(members) - 2, rng.randint(0, 15))):
+                        ratings.append(
+                            {
+                                "implementation_id": n,
+                                "user_id": uid,
+                                "stage": "final",
+                                "milestone_id": None,
+                                "satisfaction": rng.choices(range(1, 6), [1, 1, 2, 4, 3])[0],
+                                "as_decided": rng.choice(["yes", "yes", "partly", "no"]),
+                                "comment": None,
+                                "created_at": end + timedelta(days=1),
+                                "updated_at": end + timedelta(days=1),
+                            }
+                        )
+                # The board's figures, as the services keep them (see Implementation).
+                planned_end = milestones[-1]["due_on"]
+                open_dues = [m["due_on"] for m in milestones if m["reached_at"] is None]
+                figures = {
+                    "planned_end": planned_end,
+                    "next_due": min(open_dues, default=None),
+                    "on_time": finished_on_time(work, end, planned_end, "Asia/Shanghai"),
+                    **{f"score_{k}": 0 for k in range(1, 6)},
+                    **{f"as_{a}": 0 for a in ("yes", "partly", "no")},
+                }
+                for rating in ratings:
+                    figures[f"score_{rating['satisfaction']}"] += 1
+                    figures[f"as_{rating['as_decided']}"] += 1
                 out.add(
                     Implementation,
                     {
@@ -634,27 +682,11 @@ class Seeder:
                         "stale_since": last_activity + timedelta(days=30)
                         if not finished and now - last_activity > timedelta(days=30)
                         else None,
+                        **figures,
                     },
                 )
-                plan_days = sorted(rng.uniform(10, 180) for _ in range(rng.randint(2, 4)))
-                for position, days in enumerate(plan_days):
-                    milestone_id += 1
-                    due = (decided + timedelta(days=days)).date()
-                    out.add(
-                        Milestone,
-                        {
-                            "id": milestone_id,
-                            "implementation_id": n,
-                            "position": position,
-                            "title": f"第{position + 1}阶段",
-                            "due_on": due,
-                            "reached_at": decided + timedelta(days=days)
-                            if work == "completed" or rng.random() < 0.4
-                            else None,
-                            "reminded_at": None,
-                        },
-                    )
-                members = self.members_of[p["community_id"]]
+                for milestone in milestones:
+                    out.add(Milestone, milestone)
                 for k in range(rng.randint(0, 4)):
                     update_id += 1
                     out.add(
@@ -673,22 +705,8 @@ class Seeder:
                             "created_at": decided + timedelta(days=3 + 10 * k),
                         },
                     )
-                if work == "completed":
-                    for uid in rng.sample(members[2:], min(len(members) - 2, rng.randint(0, 15))):
-                        out.add(
-                            Rating,
-                            {
-                                "implementation_id": n,
-                                "user_id": uid,
-                                "stage": "final",
-                                "milestone_id": None,
-                                "satisfaction": rng.choices(range(1, 6), [1, 1, 2, 4, 3])[0],
-                                "as_decided": rng.choice(["yes", "yes", "partly", "no"]),
-                                "comment": None,
-                                "created_at": end + timedelta(days=1),
-                                "updated_at": end + timedelta(days=1),
-                            },
-                        )
+                for rating in ratings:
+                    out.add(Rating, rating)
             out.flush()
             conn.execute(
                 update(Proposal.__table__)

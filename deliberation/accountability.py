@@ -1,7 +1,8 @@
 """The community accountability board: every decision of the last 12 months in a
 community and the communities inside it, how its carrying-out stands and how residents
-rate it, with totals. Three queries whatever the size (rows, milestone dates, rating
-counts); the arithmetic is exact (fractions), in the pure functions at the bottom."""
+rate it, with totals. Two queries whatever the size (the totals, grouped, and one page of
+rows), over the figures that each implementation carries (see Implementation); the
+arithmetic is exact (whole numbers and fractions)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,14 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import BigInteger, and_, case, cast, func, or_, select
 
 from community import services as community_services
 from community.models import Community, Membership, User
 from community.permissions import MembershipStatus
 from deliberation.implementation import RatingSummary, empty_counts
-from deliberation.lifecycle import ACTIVE_WORK, FINAL_STAGE, AsDecided, Work
-from deliberation.models import (
-    Decision,
-    Implementation,
-    Milestone,
-    Proposal,
-    Rating,
-    verdict_in,
-)
+from deliberation.lifecycle import ACTIVE_WORK, AsDecided, Work
+from deliberation.models import Decision, Implementation, Proposal, verdict_in
 from web.errors import NotFound
 from web.exports import csv_document
 from web.extensions import db
@@ -33,7 +27,6 @@ from web.extensions import db
 PERIOD_DAYS = 365
 NO_RATINGS = RatingSummary(empty_counts())  # shared, never changed
 ANSWERS = tuple(a.value for a in AsDecided)
-ID_BATCH = 5000  # ids per IN list (SQLite's limit on bound parameters is far above)
 PAGE_SIZE = 50
 # Filters by status: a result ("rejected") or where the work stands; "stale" and
 # "overdue" are marks on active work.
@@ -118,20 +111,31 @@ class Totals:
 class Board:
     community: Community
     since: datetime
-    rows: list[BoardRow]  # all rows that match the filters, newest decision first
-    totals: Totals
+    rows: list[BoardRow]  # the page's rows (all rows for a download), newest first
+    totals: Totals  # of every row that matches the filters
     status: str | None = None
     category: str | None = None
     page: int = 1
 
     @property
     def pages(self) -> int:
-        return max(1, -(-len(self.rows) // PAGE_SIZE))
+        return max(1, -(-self.totals.decisions // PAGE_SIZE))
 
     @property
     def page_rows(self) -> list[BoardRow]:
-        start = (self.page - 1) * PAGE_SIZE
-        return self.rows[start : start + PAGE_SIZE]
+        return self.rows
+
+
+ACTIVE = Implementation.status.in_([w.value for w in ACTIVE_WORK])
+# A decision's status on the board: where its work stands, or its result.
+BOARD_STATUS = case(
+    (Implementation.id.is_not(None), Implementation.status),
+    (Decision.accepted.is_(True), "accepted"),
+    else_="rejected",
+)
+SCORES = [getattr(Implementation, f"score_{n}") for n in range(1, 6)]
+ANSWER_COLUMNS = [getattr(Implementation, f"as_{a}") for a in ANSWERS]
+MICRO = 1_000_000  # turnouts are kept with six decimal places
 
 
 def board(
@@ -143,8 +147,11 @@ def board(
     category: str | None = None,
     page: int = 1,
     locale: str = "zh",
-    all_verdicts: bool = False,
+    everything: bool = False,
 ) -> Board:
+    """The board of `community` at `now`: the totals of every decision that matches the
+    filters, and the rows of one page of them (of all of them with `everything`, for the
+    downloads). Two queries, over the figures each implementation carries."""
     if not can_read_board(viewer, community):
         raise NotFound()
     status = status if status in STATUS_FILTERS else None
@@ -157,23 +164,41 @@ def board(
     conditions = [Decision.community_id.in_(scope), Decision.decided_at >= since]
     if category:
         conditions.append(Proposal.category == category)
+    if status:
+        conditions.append(_status_condition(status, today))
+    # Columns only: plain Core rows, without the ORM's per-row loading.
+    connection = db.session.connection()
+    totals = _totals(connection, conditions, today)
+    result = Board(
+        community=community,
+        since=since,
+        rows=[],
+        totals=totals,
+        status=status,
+        category=category,
+    )
+    result.page = 1 if everything else min(max(1, page), result.pages)
     rows_query = (
         select(
             Decision.proposal_id,
             Proposal.title,
             Proposal.category,
             Community.name,
-            Community.timezone,
             Decision.decided_at,
             Decision.accepted,
             Decision.turnout,
             Decision.round_url,
+            Decision.summary,
             Implementation.id,
             Implementation.status,
             Implementation.status_reason,
             Implementation.percent,
             Implementation.stale_since,
-            Implementation.completed_at,
+            Implementation.planned_end,
+            Implementation.next_due,
+            Implementation.on_time,
+            *SCORES,
+            *ANSWER_COLUMNS,
         )
         .join(Proposal, Proposal.id == Decision.proposal_id)
         .join(Community, Community.id == Decision.community_id)
@@ -181,109 +206,123 @@ def board(
         .where(*conditions)
         .order_by(Decision.decided_at.desc(), Decision.proposal_id.desc())
     )
-    # Columns only: plain Core rows, without the ORM's per-row loading.
-    connection = db.session.connection()
-    found = connection.execute(rows_query).all()
-    iids = [r[9] for r in found if r[9] is not None]
-    plans, ratings = _plans_and_ratings(connection, iids)
-    rows = []
-    for (
+    if not everything:
+        rows_query = rows_query.limit(PAGE_SIZE).offset((result.page - 1) * PAGE_SIZE)
+    result.rows = [_row(found, today, locale) for found in connection.execute(rows_query)]
+    return result
+
+
+def _status_condition(status: str, today: date):
+    if status == "accepted":
+        return Decision.accepted.is_(True)
+    if status == "stale":
+        return and_(Implementation.stale_since.is_not(None), ACTIVE)
+    if status == "overdue":
+        return and_(Implementation.next_due < today, ACTIVE)
+    return BOARD_STATUS.__eq__(status)
+
+
+def _totals(connection, conditions: list, today: date) -> Totals:
+    """The totals in one grouped query (a group per status), exact in whole numbers.
+
+    - turnout: the mean, over decisions with a known turnout, of the share of the
+      electorate that took part;
+    - on time: of the accepted decisions that are finished (completed or abandoned) or
+      whose planned end date has passed, the share completed by the planned end date;
+    - satisfaction: all ratings of completed work together (a distribution and its mean).
+    """
+    finished_or_due = case(
+        (Implementation.on_time.is_not(None), 1),
+        (and_(Implementation.planned_end < today, ACTIVE), 1),
+        else_=0,
+    )
+    query = (
+        select(
+            BOARD_STATUS,
+            func.count(),
+            func.sum(case((Decision.accepted.is_(True), 1), else_=0)),
+            func.sum(cast(func.round(Decision.turnout * MICRO), BigInteger)),
+            func.count(Decision.turnout),
+            func.sum(case((Implementation.on_time.is_(True), 1), else_=0)),
+            func.sum(finished_or_due),
+            *(func.sum(c) for c in SCORES),
+            *(func.sum(c) for c in ANSWER_COLUMNS),
+        )
+        .select_from(Decision)
+        .join(Proposal, Proposal.id == Decision.proposal_id)
+        .outerjoin(Implementation, Implementation.proposal_id == Decision.proposal_id)
+        .where(*conditions)
+        .group_by(BOARD_STATUS)
+    )
+    totals = Totals()
+    turnout_micro = turnouts = 0
+    for status, n, accepted, micro, known, on_time_n, due_n, *counts in connection.execute(query):
+        totals.decisions += n
+        totals.accepted += accepted or 0
+        totals.by_status[status] = n
+        turnout_micro += int(micro or 0)  # PostgreSQL sums big integers as numeric
+        turnouts += known
+        totals.on_time += on_time_n or 0
+        totals.finished_or_due += due_n or 0
+        for score in range(1, 6):
+            totals.satisfaction.counts[score] += counts[score - 1] or 0
+        for answer, c in zip(ANSWERS, counts[5:], strict=True):
+            if c:
+                totals.satisfaction.as_decided[answer] = (
+                    totals.satisfaction.as_decided.get(answer, 0) + c
+                )
+    if turnouts:
+        totals.turnout_mean = Fraction(turnout_micro, MICRO * turnouts)
+    return totals
+
+
+def _row(found, today: date, locale: str) -> BoardRow:
+    (
         proposal_id,
         title,
-        category_value,
+        category,
         community_name,
-        zone,
         decided_at,
         accepted,
         turnout,
         round_url,
+        summary,
         iid,
         work,
         reason,
         percent,
         stale_since,
-        completed_at,
-    ) in found:
-        last, first_open = plans.get(iid, (None, None))
-        row = BoardRow(
-            proposal_id=proposal_id,
-            title=title,
-            category=category_value,
-            community=community_name,
-            decided_at=decided_at,
-            accepted=accepted,
-            locale=locale,
-            turnout=turnout,
-            round_url=round_url,
-            status=work if iid is not None else ("accepted" if accepted else "rejected"),
-            status_reason=reason,
-            percent=percent or 0,
-            stale=stale_since is not None and work in ACTIVE_WORK,
-            planned_end=last,
-        )
-        if iid is not None:
-            row.days_overdue = overdue(work, first_open, today)
-            row.on_time = on_time(work, completed_at, last, zone)
-            row.satisfaction = ratings.get(iid, row.satisfaction)
-        rows.append(row)
-    if status:
-        rows = [r for r in rows if matches(r, status)]
-    totals = roll_up(rows, today)
-    result = Board(
-        community=community,
-        since=since,
-        rows=rows,
-        totals=totals,
-        status=status,
+        planned_end,
+        next_due,
+        finished_on_time,
+        *counts,
+    ) = found
+    row = BoardRow(
+        proposal_id=proposal_id,
+        title=title,
         category=category,
+        community=community_name,
+        decided_at=decided_at,
+        accepted=accepted,
+        locale=locale,
+        turnout=turnout,
+        round_url=round_url,
+        summary_texts=summary,
+        status=work if iid is not None else ("accepted" if accepted else "rejected"),
+        status_reason=reason,
+        percent=percent or 0,
+        stale=stale_since is not None and work in ACTIVE_WORK,
+        planned_end=planned_end,
     )
-    result.page = min(max(1, page), result.pages)
-    # The verdicts (long texts in every language) only for the rows that show them.
-    _add_verdicts(connection, rows if all_verdicts else result.page_rows)
-    return result
-
-
-def _plans_and_ratings(connection, iids: list[int]):
-    """Per implementation: (last target date, earliest target date not reached) and the
-    distribution of its final ratings, in two grouped queries."""
-    plans: dict[int, tuple] = {}
-    ratings: dict[int, RatingSummary] = {}
-    scores = [func.sum(case((Rating.satisfaction == n, 1), else_=0)) for n in range(1, 6)]
-    answers = [func.sum(case((Rating.as_decided == a, 1), else_=0)) for a in ANSWERS]
-    for start in range(0, len(iids), ID_BATCH):
-        batch = iids[start : start + ID_BATCH]
-        for iid, last, first_open in connection.execute(
-            select(
-                Milestone.implementation_id,
-                func.max(Milestone.due_on),
-                func.min(case((Milestone.reached_at.is_(None), Milestone.due_on))),
+    if iid is not None:
+        row.days_overdue = overdue(work, next_due, today)
+        row.on_time = finished_on_time
+        if any(counts[:5]):
+            row.satisfaction = RatingSummary(
+                {n: counts[n - 1] for n in range(1, 6)},
+                {a: c for a, c in zip(ANSWERS, counts[5:], strict=True) if c},
             )
-            .where(Milestone.implementation_id.in_(batch))
-            .group_by(Milestone.implementation_id)
-        ):
-            plans[iid] = (last, first_open)
-        for iid, *counts in connection.execute(
-            select(Rating.implementation_id, *scores, *answers)
-            .where(Rating.implementation_id.in_(batch), Rating.stage == FINAL_STAGE)
-            .group_by(Rating.implementation_id)
-        ):
-            ratings[iid] = RatingSummary(
-                {n: int(counts[n - 1]) for n in range(1, 6)},
-                {a: int(c) for a, c in zip(ANSWERS, counts[5:], strict=True) if c},
-            )
-    return plans, ratings
-
-
-def _add_verdicts(connection, rows: list[BoardRow]) -> None:
-    by_id = {r.proposal_id: r for r in rows}
-    ids = list(by_id)
-    for start in range(0, len(ids), ID_BATCH):
-        for proposal_id, texts in connection.execute(
-            select(Decision.proposal_id, Decision.summary).where(
-                Decision.proposal_id.in_(ids[start : start + ID_BATCH])
-            )
-        ):
-            by_id[proposal_id].summary_texts = texts
+    return row
 
 
 # ---------------------------------------------------------------- pure arithmetic
@@ -295,64 +334,6 @@ def overdue(work: str, first_open_due: date | None, today: date) -> int:
     if work not in ACTIVE_WORK or first_open_due is None:
         return 0
     return max(0, (today - first_open_due).days)
-
-
-def on_time(work: str, completed_at, planned_end: date | None, zone: str) -> bool | None:
-    """Completed work: by the plan's last target date (no plan: not on time). Abandoned
-    work: not on time. Active work: None (not yet known)."""
-    if work == Work.COMPLETED:
-        if planned_end is None:
-            return False
-        return completed_at.astimezone(ZoneInfo(zone)).date() <= planned_end
-    if work == Work.ABANDONED:
-        return False
-    return None
-
-
-def matches(row: BoardRow, status: str) -> bool:
-    if status == "accepted":
-        return row.accepted
-    if status == "stale":
-        return row.stale
-    if status == "overdue":
-        return row.days_overdue > 0
-    return row.status == status
-
-
-def roll_up(rows: list[BoardRow], today: date) -> Totals:
-    """The totals of the board's rows.
-
-    - turnout: the mean, over decisions with a known turnout, of the share of the
-      electorate that took part;
-    - on time: of the accepted decisions that are finished (completed or abandoned) or
-      whose planned end date has passed, the share completed by the planned end date;
-    - satisfaction: all ratings of completed work together (a distribution and its mean).
-    """
-    totals = Totals()
-    turnout_sum, turnouts = Decimal(0), 0
-    for row in rows:
-        totals.decisions += 1
-        totals.accepted += 1 if row.accepted else 0
-        totals.by_status[row.status] = totals.by_status.get(row.status, 0) + 1
-        if row.turnout is not None:
-            turnout_sum += row.turnout  # exact: decimals with six places
-            turnouts += 1
-        if row.on_time is not None:
-            totals.finished_or_due += 1
-            totals.on_time += 1 if row.on_time else 0
-        elif row.planned_end is not None and row.planned_end < today and row.status in ACTIVE_WORK:
-            totals.finished_or_due += 1  # due and not done: late
-        if row.satisfaction is NO_RATINGS:
-            continue
-        for score, n in row.satisfaction.counts.items():
-            totals.satisfaction.counts[score] += n
-        for answer, n in row.satisfaction.as_decided.items():
-            totals.satisfaction.as_decided[answer] = (
-                totals.satisfaction.as_decided.get(answer, 0) + n
-            )
-    if turnouts:
-        totals.turnout_mean = Fraction(turnout_sum) / turnouts
-    return totals
 
 
 # ---------------------------------------------------------------- downloads

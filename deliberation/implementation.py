@@ -19,7 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -256,6 +256,7 @@ def plan(actor: User, implementation: Implementation, draft: PlanDraft, now=None
     implementation.budget = budget
     implementation.budget_source = source
     _replace_milestones(implementation, planned)
+    implementation.planned_end, implementation.next_due = _plan_dates(implementation.id)
     if implementation.planned_at is None:
         # The first plan is news; revising it later is not progress (it keeps a stale mark).
         implementation.planned_at = now
@@ -315,6 +316,33 @@ def _replace_milestones(implementation: Implementation, planned: list[tuple[str,
         db.session.delete(leftover)
     db.session.flush()
     db.session.expire(implementation, ["milestones"])
+
+
+def _plan_dates(implementation_id: int, reached: int | None = None) -> tuple:
+    """The plan's last target date and the earliest target date of a milestone not yet
+    reached (with `reached`, that milestone counts as reached)."""
+    open_due = Milestone.reached_at.is_(None)
+    if reached is not None:
+        open_due = and_(open_due, Milestone.id != reached)
+    return tuple(
+        db.session.execute(
+            select(func.max(Milestone.due_on), func.min(case((open_due, Milestone.due_on)))).where(
+                Milestone.implementation_id == implementation_id
+            )
+        ).one()
+    )
+
+
+def finished_on_time(work: str, completed_at: datetime, planned_end: date | None, zone: str):
+    """Completed work: by the plan's last target date in the community's time zone (no
+    plan: not on time). Abandoned work: not on time. Active work: None (not yet known)."""
+    if work == Work.COMPLETED:
+        if planned_end is None:
+            return False
+        return completed_at.astimezone(ZoneInfo(zone)).date() <= planned_end
+    if work == Work.ABANDONED:
+        return False
+    return None
 
 
 def _touch(implementation: Implementation, now: datetime) -> None:
@@ -401,6 +429,11 @@ def post_update(
         values["started_at"] = now
     if target in (Work.COMPLETED, Work.ABANDONED):
         values["completed_at"] = now
+        values["on_time"] = finished_on_time(
+            target, now, implementation.planned_end, implementation.proposal.community.timezone
+        )
+    if milestone is not None and milestone.reached_at is None:
+        values["next_due"] = _plan_dates(implementation.id, reached=milestone.id)[1]
     won = db.session.execute(
         update(Implementation)
         .where(Implementation.id == implementation.id, Implementation.status == before)
@@ -596,15 +629,52 @@ def rate(
                     **values,
                 )
                 db.session.add(existing)
+                db.session.flush()
+                if stage == FINAL_STAGE:
+                    _count_rating(implementation.id, score, decided_value, +1)
             return existing
         except IntegrityError:  # the same member's other request got there first
             existing = _rating(implementation, user, stage)
     if now - existing.created_at > timedelta(days=RATING_CHANGE_DAYS):
         raise Conflict(_("A rating can be changed only for 30 days."))
-    for name, value in values.items():
-        setattr(existing, name, value)
-    existing.updated_at = now
+    # A conditional change from the rating this request read: the board's counts move
+    # from exactly that rating to the new one, even when two changes race.
+    for _attempt in range(3):
+        before = (existing.satisfaction, existing.as_decided)
+        changed = db.session.execute(
+            update(Rating)
+            .where(
+                Rating.id == existing.id,
+                Rating.satisfaction == before[0],
+                Rating.as_decided.is_not_distinct_from(before[1]),
+            )
+            .values(**values, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed:
+            break
+        db.session.refresh(existing)
+    else:
+        raise Conflict(_("Your rating changed in another window just now. Please look again."))
+    if stage == FINAL_STAGE:
+        _count_rating(implementation.id, *before, -1)
+        _count_rating(implementation.id, score, decided_value, +1)
+    db.session.refresh(existing)
     return existing
+
+
+def _count_rating(implementation_id: int, score: int, answer: str | None, step: int) -> None:
+    """Move the board's counts of the work's final ratings by `step` (in the database, so
+    that concurrent raters each count)."""
+    columns = {f"score_{score}": getattr(Implementation, f"score_{score}") + step}
+    if answer:
+        columns[f"as_{answer}"] = getattr(Implementation, f"as_{answer}") + step
+    db.session.execute(
+        update(Implementation)
+        .where(Implementation.id == implementation_id)
+        .values(columns)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _rating(implementation: Implementation, user: User, stage: str) -> Rating | None:

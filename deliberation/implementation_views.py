@@ -393,7 +393,7 @@ def _board(community_id: int, downloads: bool = False):
         category=category,
         page=page,
         locale=str(get_locale() or "zh"),
-        all_verdicts=downloads,
+        everything=downloads,
     )
     return community, result, categories
 

@@ -338,6 +338,21 @@ class Implementation(db.Model):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # or abandoned
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The accountability board's figures, kept by the services in the same transaction
+    # as the plan, report or rating they follow: a district's board reads one row per
+    # decision instead of every milestone and rating.
+    planned_end: Mapped[date | None] = mapped_column(Date)  # the plan's last target date
+    next_due: Mapped[date | None] = mapped_column(Date)  # the earliest one not reached
+    on_time: Mapped[bool | None] = mapped_column(Boolean)  # set when the work finishes
+    # Final ratings by satisfaction score and by "was it done as decided?" answer.
+    score_1: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    score_2: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    score_3: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    score_4: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    score_5: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    as_yes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    as_partly: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    as_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     proposal: Mapped[Proposal] = relationship()
     responsible_user: Mapped[User | None] = relationship()

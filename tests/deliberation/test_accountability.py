@@ -8,15 +8,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 
 import pytest
+from sqlalchemy import select
 
+from community.models import User
 from deliberation import accountability
 from deliberation import implementation as work
+from deliberation.models import Implementation, Rating
 from tests.deliberation.test_implementation import decided, english, update  # noqa: F401
+from web.database import write_intent
 from web.errors import NotFound
 from web.extensions import db
 
@@ -525,3 +530,157 @@ def test_json_has_the_totals_and_every_decision(district):
     }
     assert gate["planned_end"] == "2027-07-31"
     assert (gate["ratings"], gate["satisfaction_mean"]) == (0, None)
+
+
+# ---------------------------------------------------------------- pages of rows
+
+
+def test_the_board_shows_a_page_of_rows_with_the_totals_of_all(district, monkeypatch):
+    monkeypatch.setattr(accountability, "PAGE_SIZE", 3)
+    pages = {n: street_board(district, page=n) for n in (1, 2, 3, 99)}
+
+    assert [keys(district, pages[n]) for n in (1, 2, 3)] == [
+        ["P7", "P5", "P4"],
+        ["P3", "P2", "P1"],
+        ["P6"],
+    ]
+    assert (pages[99].page, keys(district, pages[99])) == (3, ["P6"])  # the last page
+    assert {(b.pages, b.totals.decisions, b.totals.on_time_share) for b in pages.values()} == {
+        (3, 7, Fraction(1, 4))
+    }
+    everything = accountability.board(
+        district.members["street member"], district.street, NOW, page=2, everything=True
+    )
+    assert keys(district, everything) == ["P7", "P5", "P4", "P3", "P2", "P1", "P6"]
+    assert len(csv_rows(everything)) == 7
+
+
+# ---------------------------------------------------------------- the figures it reads
+
+
+def recounted(implementation) -> dict:
+    """What an implementation's board figures must be, worked out from its milestones and
+    its final ratings."""
+    db.session.expire_all()
+    milestones = implementation.milestones
+    ratings = db.session.scalars(
+        select(Rating).where(Rating.implementation_id == implementation.id, Rating.stage == "final")
+    ).all()
+    return {
+        "planned_end": max((m.due_on for m in milestones), default=None),
+        "next_due": min((m.due_on for m in milestones if m.reached_at is None), default=None),
+        **{f"score_{n}": sum(r.satisfaction == n for r in ratings) for n in range(1, 6)},
+        **{f"as_{a}": sum(r.as_decided == a for r in ratings) for a in ("yes", "partly", "no")},
+    }
+
+
+def carried(implementation) -> dict:
+    db.session.refresh(implementation)
+    return {name: getattr(implementation, name) for name in recounted(implementation)}
+
+
+def test_each_implementation_carries_the_figures_of_its_plan_and_ratings(district):
+    """The services keep the figures the board reads (plan, reports, ratings) right."""
+    for key in ("P1", "P2", "P3", "P4", "P5", "P6"):
+        implementation = work.implementation_of(district.proposals[key])
+        assert carried(implementation) == recounted(implementation), key
+    lamp = work.implementation_of(district.proposals["P1"])
+    assert (lamp.planned_end, lamp.next_due, lamp.on_time) == (date(2027, 3, 31), None, True)
+    gate = work.implementation_of(district.proposals["P3"])
+    assert (gate.next_due, gate.on_time) == (date(2027, 5, 1), None)  # "Order parts"
+
+
+def test_a_changed_rating_moves_the_boards_counts(district):
+    lamp = work.implementation_of(district.proposals["P1"])
+    first_rater = district.members["raters"][0]  # rated 5, "yes"
+    work.rate(first_rater, lamp, 2, as_decided="no", now=at("2027-04-10"))
+    db.session.commit()
+
+    assert carried(lamp) == recounted(lamp)
+    row = row_of(district, street_board(district), "P1")
+    assert row.satisfaction.counts == {1: 0, 2: 1, 3: 0, 4: 2, 5: 0}
+    assert row.satisfaction.as_decided == {"yes": 1, "partly": 1, "no": 1}
+    assert street_board(district).totals.satisfaction.counts == {1: 0, 2: 2, 3: 1, 4: 2, 5: 0}
+
+
+def test_a_revised_plan_moves_the_end_date_and_the_next_target(district):
+    gate = work.implementation_of(district.proposals["P3"])
+    work.plan(
+        district.members["bay committee"],
+        gate,
+        work.PlanDraft(
+            responsible="Property management",
+            milestones=[("Survey", "2027-04-01"), ("Order parts", "2027-06-20")],
+        ),
+        now=at("2027-06-10"),
+    )
+    db.session.commit()
+
+    assert (carried(gate)["planned_end"], carried(gate)["next_due"]) == (
+        date(2027, 6, 20),
+        date(2027, 6, 20),
+    )
+    row = row_of(district, street_board(district), "P3")
+    assert (row.planned_end, row.days_overdue) == (date(2027, 6, 20), 0)
+    assert "P3" not in keys(district, street_board(district, status="overdue"))
+
+
+def rate_at_once(app, implementation_id: int, ratings: list[tuple[int, int, str]]) -> list:
+    """Each (user id, score, answer) rates the work from a thread of its own (own app
+    context, session and connection, as a POST: BEGIN IMMEDIATE on SQLite), all released
+    together. Returns the errors."""
+    barrier = threading.Barrier(len(ratings))
+    errors = []
+
+    def run(user_id: int, score: int, answer: str) -> None:
+        token = write_intent.set(True)
+        try:
+            with app.app_context():
+                try:
+                    user = db.session.get(User, user_id)
+                    implementation = db.session.get(Implementation, implementation_id)
+                    assert implementation.status == "completed"
+                    db.session.commit()
+                    barrier.wait(timeout=10)
+                    work.rate(user, implementation, score, as_decided=answer, now=at("2027-04-05"))
+                    db.session.commit()
+                except Exception as error:
+                    db.session.rollback()
+                    errors.append(error)
+                finally:
+                    db.session.remove()
+        finally:
+            write_intent.reset(token)
+
+    db.session.commit()  # end the test's read snapshot: its next reads see the ratings
+    threads = [threading.Thread(target=run, args=rating) for rating in ratings]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return errors
+
+
+def test_residents_rating_at_the_same_instant_are_all_counted(app, district, make_member):
+    lamp = work.implementation_of(district.proposals["P1"])
+    raters = [make_member(district.garden) for _ in range(4)]
+    db.session.commit()
+
+    errors = rate_at_once(app, lamp.id, [(r.id, 3, "partly") for r in raters])
+
+    assert errors == []
+    assert carried(lamp) == recounted(lamp)
+    assert carried(lamp)["score_3"] == 4 and carried(lamp)["as_partly"] == 5
+
+
+def test_one_resident_changing_a_rating_twice_at_once_counts_once(app, district):
+    lamp = work.implementation_of(district.proposals["P1"])
+    rater = district.members["raters"][0]  # rated 5, "yes"
+
+    errors = rate_at_once(app, lamp.id, [(rater.id, 1, "no"), (rater.id, 2, "no")])
+
+    # Both changes are accepted one after the other, or the later one is told to look
+    # again; either way the counts are those of the one rating that stands.
+    assert all("look again" in str(e) or "请刷新" in str(e) for e in errors), errors
+    assert carried(lamp) == recounted(lamp)
+    assert sum(carried(lamp)[f"score_{n}"] for n in range(1, 6)) == 3
