@@ -8,9 +8,11 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy import select
 
 from ballots import services
 from ballots.models import Round
+from community import backup
 from web.extensions import db
 
 
@@ -23,6 +25,35 @@ def _round(round_id: int) -> Round:
     return found
 
 
+def board_report(round_: Round):
+    """The standalone verifier's report on a round's board in the live database."""
+    from crypto.verify import verify_board
+
+    return verify_board(services.board_document(round_, released_only=False))
+
+
+def _summary(report) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in report.summary.items() if k != "questions")
+
+
+@backup.restored.connect
+def _verify_restored_boards(_app, **_extra) -> list[backup.Verification]:
+    """After `flask restore`: every round that has a board (tallied or still open)."""
+    rounds = db.session.scalars(
+        select(Round).where(Round.round_hash.is_not(None)).order_by(Round.id)
+    )
+    checks = []
+    for round_ in rounds:
+        report = board_report(round_)
+        detail = _summary(report)
+        if not report.ok:
+            detail = "; ".join(f"{p.position}: {p.reason}" for p in report.problems[:5])
+        checks.append(
+            backup.Verification(f"round {round_.id} ({round_.status})", report.ok, detail)
+        )
+    return checks
+
+
 def register(app) -> None:
     group = AppGroup("ballots", help="Voting rounds: verify a board, export it.")
 
@@ -31,13 +62,10 @@ def register(app) -> None:
     def verify_command(round_id: int):
         """Run the standalone verifier on a round's board in the live database (also while
         the round is open: then there is no result to compare yet)."""
-        from crypto.verify import verify_board
-
-        document = services.board_document(_round(round_id), released_only=False)
-        report = verify_board(document)
+        report = board_report(_round(round_id))
         for problem in report.problems:
             click.echo(f"{problem.position}: {problem.reason}", err=True)
-        summary = ", ".join(f"{k}: {v}" for k, v in report.summary.items() if k != "questions")
+        summary = _summary(report)
         if not report.ok:
             raise click.ClickException(f"round {round_id}: the board is NOT valid ({summary})")
         click.echo(f"round {round_id}: the board is valid ({summary})")

@@ -1,4 +1,5 @@
-"""`flask seed-demo`, `flask create-admin`, `flask import-roll`, `flask audit …`."""
+"""`flask seed-demo`, `flask create-admin`, `flask import-roll`, `flask audit …`
+(and `flask backup`, `flask restore` from backup_cli)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from community import audit, demo, services
+from community import audit, backup_cli, demo, services
 from web.errors import DomainError
 from web.extensions import db
 
@@ -24,6 +25,8 @@ def _print_logins(rows) -> None:
 
 
 def register(app) -> None:
+    backup_cli.register(app)
+
     @app.cli.command("seed-demo")
     @click.option("--if-empty", is_flag=True, help="Only seed when the database has no demo yet.")
     def seed_demo(if_empty: bool):
