@@ -168,7 +168,7 @@ def board(
         conditions.append(_status_condition(status, today))
     # Columns only: plain Core rows, without the ORM's per-row loading.
     connection = db.session.connection()
-    totals = _totals(connection, conditions, today)
+    totals = _totals(connection, _matching(bool(category)), conditions, today)
     result = Board(
         community=community,
         since=since,
@@ -178,6 +178,12 @@ def board(
         category=category,
     )
     result.page = 1 if everything else min(max(1, page), result.pages)
+    newest_first = (Decision.decided_at.desc(), Decision.proposal_id.desc())
+    picked = select(Decision.proposal_id).select_from(_matching(bool(category))).where(*conditions)
+    if not everything:
+        # The page's decisions first, from the narrow rows; then their columns.
+        picked = picked.order_by(*newest_first).limit(PAGE_SIZE)
+        picked = picked.offset((result.page - 1) * PAGE_SIZE)
     rows_query = (
         select(
             Decision.proposal_id,
@@ -203,13 +209,21 @@ def board(
         .join(Proposal, Proposal.id == Decision.proposal_id)
         .join(Community, Community.id == Decision.community_id)
         .outerjoin(Implementation, Implementation.proposal_id == Decision.proposal_id)
-        .where(*conditions)
-        .order_by(Decision.decided_at.desc(), Decision.proposal_id.desc())
+        .where(Decision.proposal_id.in_(picked))
+        .order_by(*newest_first)
     )
-    if not everything:
-        rows_query = rows_query.limit(PAGE_SIZE).offset((result.page - 1) * PAGE_SIZE)
     result.rows = [_row(found, today, locale) for found in connection.execute(rows_query)]
     return result
+
+
+def _matching(by_category: bool):
+    """The decisions with their implementations (and proposals, to filter by category)."""
+    joined = Decision.__table__.outerjoin(
+        Implementation, Implementation.proposal_id == Decision.proposal_id
+    )
+    if by_category:
+        joined = joined.join(Proposal, Proposal.id == Decision.proposal_id)
+    return joined
 
 
 def _status_condition(status: str, today: date):
@@ -222,7 +236,7 @@ def _status_condition(status: str, today: date):
     return BOARD_STATUS.__eq__(status)
 
 
-def _totals(connection, conditions: list, today: date) -> Totals:
+def _totals(connection, matching, conditions: list, today: date) -> Totals:
     """The totals in one grouped query (a group per status), exact in whole numbers.
 
     - turnout: the mean, over decisions with a known turnout, of the share of the
@@ -248,9 +262,7 @@ def _totals(connection, conditions: list, today: date) -> Totals:
             *(func.sum(c) for c in SCORES),
             *(func.sum(c) for c in ANSWER_COLUMNS),
         )
-        .select_from(Decision)
-        .join(Proposal, Proposal.id == Decision.proposal_id)
-        .outerjoin(Implementation, Implementation.proposal_id == Decision.proposal_id)
+        .select_from(matching)
         .where(*conditions)
         .group_by(BOARD_STATUS)
     )
