@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from web.database import migration_include_object
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -38,9 +40,7 @@ target_db = current_app.extensions["migrate"].db
 # ... etc.
 
 
-def include_object(obj, name, type_, reflected, compare_to):
-    # SQLite's full-text index (a virtual table and its shadow tables) is made by hand.
-    return not (type_ == "table" and name.startswith("proposal_fts"))
+include_object = migration_include_object  # what the models do not describe
 
 
 def get_metadata():
