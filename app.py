@@ -149,6 +149,7 @@ def create_app(config: dict | None = None) -> Flask:
     from community import cli as community_cli
     from community.audit_views import blueprint as audit_blueprint
     from community.auth import auth_blueprint, configure_login
+    from community.privacy_views import blueprint as privacy_blueprint
     from community.views import blueprint as community_blueprint
     from deliberation.views import blueprint as deliberation_blueprint
 
@@ -158,6 +159,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(deliberation_blueprint)
     app.register_blueprint(ballots_blueprint)
     app.register_blueprint(audit_blueprint)
+    app.register_blueprint(privacy_blueprint)
     community_cli.register(app)
     ballots_cli.register(app)
 
@@ -188,6 +190,7 @@ def create_app(config: dict | None = None) -> Flask:
     import ballots.jobs  # noqa: F401  (registers its sweeps)
     import community.jobs  # noqa: F401  (registers its sweeps)
     import deliberation.jobs  # noqa: F401  (registers its sweeps)
+    import deliberation.privacy  # noqa: F401  (reacts to deleted accounts)
     from web import scheduler
 
     scheduler.register_cli(app)

@@ -161,7 +161,8 @@ class Voter(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
-    slot: Mapped[str] = mapped_column(String(100))  # "u:<user id>" or "h:<unit key>"
+    # "u:<user id>" or "h:<unit key>"; "x:<id>" once the member deleted their account
+    slot: Mapped[str] = mapped_column(String(100))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     unit: Mapped[str | None] = mapped_column(String(80))
     weight: Mapped[int] = mapped_column(Integer, default=0)  # private area in 0.01 m²

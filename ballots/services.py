@@ -1197,7 +1197,7 @@ def _electorate_user_ids(round_: Round, not_voted_only: bool = False) -> set[int
         query = query.where(Voter.voted_at.is_(None))
     rows = db.session.execute(query).all()
     ids = {user_id for _slot, user_id in rows if user_id}
-    household_keys = {slot[2:] for slot, user_id in rows if user_id is None}
+    household_keys = {slot[2:] for slot, _user_id in rows if slot.startswith("h:")}
     if household_keys:
         members = db.session.execute(
             select(Membership.user_id, Membership.unit).where(

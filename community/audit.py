@@ -43,6 +43,8 @@ ACTION_LABELS = {
     "community.created": _l("Community created"),
     "account.activated": _l("Account reactivated"),
     "account.deactivated": _l("Account deactivated"),
+    "account.data_exported": _l("Personal data exported"),
+    "account.deleted": _l("Account deleted"),
     "member.approved": _l("Join request approved"),
     "member.rejected": _l("Join request rejected"),
     "member.role": _l("Role changed"),

@@ -50,6 +50,8 @@ def clean_display_name(raw: str) -> str:
     scripts = _scripts(name)
     if "LATIN" in scripts and scripts & {"CYRILLIC", "GREEK"}:
         raise BadValue("mixed_scripts")
+    if name_skeleton(name) in _RESERVED:
+        raise BadValue("reserved")
     return name
 
 
@@ -58,6 +60,11 @@ def name_skeleton(name: str) -> str:
     folded = unicodedata.normalize("NFKC", name).casefold()
     folded = "".join(ch for ch in folded if not ch.isspace() and ch not in "._-·")
     return folded.translate(_CONFUSABLES)
+
+
+# What deleted accounts are shown as (community/privacy.py), in every language: nobody may
+# take it as their name and pass for a deleted member.
+_RESERVED = frozenset(name_skeleton(n) for n in ("former resident", "已注销居民"))
 
 
 def normalize_phone(raw: str) -> str:

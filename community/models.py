@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -16,7 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, synonym
 
 from community.permissions import CommunityKind, MembershipStatus, Role
 from web.extensions import db
@@ -47,14 +48,23 @@ class UTCDateTime(db.TypeDecorator):
         return value
 
 
+# How a deleted account is named wherever its content stays (community/privacy.py): the
+# stored name, and what pages show in the reader's language.
+ERASED_NAME = "former resident"
+FORMER_RESIDENT = _l("former resident")
+
+
 class User(db.Model):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("phone IS NOT NULL OR email IS NOT NULL", name="has_contact"),
+        CheckConstraint(
+            "phone IS NOT NULL OR email IS NOT NULL OR erased_at IS NOT NULL", name="has_contact"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    display_name: Mapped[str] = mapped_column(String(40))
+    # The name as stored; pages show `display_name` (below).
+    _display_name: Mapped[str] = mapped_column("display_name", String(40))
     # NFKC-casefolded skeleton of the display name: impostor names collide here.
     name_key: Mapped[str] = mapped_column(String(80), unique=True)
     phone: Mapped[str | None] = mapped_column(String(20), unique=True)
@@ -68,10 +78,29 @@ class User(db.Model):
     large_text: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the member deleted their account (community/privacy.py): the row stays so
+    # that foreign keys hold, emptied of name, contact and password.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", foreign_keys="Membership.user_id"
     )
+
+    def _shown_name(self) -> str:
+        if self.erased_at is not None:
+            return str(FORMER_RESIDENT)  # in the reader's language
+        return self._display_name
+
+    def _set_name(self, value: str) -> None:
+        self._display_name = value
+
+    # Queries use the stored column (User.display_name); instances show the name, or
+    # "former resident" for a deleted account.
+    display_name = synonym("_display_name", descriptor=property(_shown_name, _set_name))
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
 
     # Flask-Login protocol
     @property

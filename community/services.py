@@ -46,6 +46,7 @@ NAME_MESSAGES = {
     "too_long": _l("Please use at most 40 characters."),
     "invisible": _l("Please remove invisible or control characters from the name."),
     "mixed_scripts": _l("Please do not mix Latin letters with Cyrillic or Greek ones."),
+    "reserved": _l("This name shows deleted accounts. Please choose another name."),
 }
 
 

@@ -182,6 +182,15 @@ def test_names_with_invisible_or_control_characters_are_refused(client, db, name
     assert count_users(db) == 0
 
 
+@pytest.mark.parametrize("name", ["former resident", "Former  Resident", "已注销居民"])
+def test_the_name_deleted_accounts_are_shown_with_is_refused(client, db, name):
+    response = register(client, name, random_phone())
+
+    assert response.status_code == 400
+    assert "This name shows deleted accounts" in text_of(response)
+    assert count_users(db) == 0
+
+
 def test_a_short_password_is_refused_with_a_message(client, db):
     response = register(client, "Wang Fang", random_phone(), password="short")
 

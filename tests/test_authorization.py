@@ -107,6 +107,11 @@ POLICY: dict[tuple[str, str], dict[str, object]] = {
     ("community.profile", "GET"): _row(200, visitor=LOGIN),
     ("community.profile", "POST"): _row(OK, visitor=401),
     ("community.change_password", "POST"): _row(OK, visitor=401),
+    # --- a member's own data: "My data" and its download, deleting the account
+    ("privacy.my_data", "GET"): _row(200, visitor=LOGIN),
+    ("privacy.download_data", "POST"): _row(OK, visitor=401),
+    ("privacy.delete_account", "GET"): _row(200, visitor=LOGIN),
+    ("privacy.delete_account", "POST"): _row(OK, visitor=401),
     # --- display settings: anyone
     ("community.set_language", "POST"): _row(OK),
     ("community.set_text_size", "POST"): _row(OK),
@@ -865,6 +870,10 @@ def post_request(endpoint: str, app, world, actor: str) -> Req:
     if endpoint == "community.change_password":
         data = {"pw-current": PASSWORD, "pw-new": "another horse battery", "pw-submit": "1"}
         return Req(path(endpoint), data, token_field="pw-csrf_token")
+    if endpoint == "privacy.download_data":  # writes the export's audit entry
+        return Req(path(endpoint))
+    if endpoint == "privacy.delete_account":
+        return Req(path(endpoint), {"password": PASSWORD})
     if endpoint == "community.set_language":
         return Req(path(endpoint), {"language": "en", "next": "/"}, writes=user is not None)
     if endpoint == "community.set_text_size":
