@@ -336,7 +336,8 @@ def test_deletion_leaves_no_personal_data_in_any_table(app, db, story):
     assert user.erased_at is not None and not user.is_active and not user.is_admin
     assert (user.phone, user.email, user.name_key) == (None, None, f"deleted-{user.id}")
     assert not passwords.verify_password(user.password_hash, PASSWORD)
-    assert user.display_name == "former resident"
+    # Stored in English, shown in the reader's language (Chinese outside a request).
+    assert (user._display_name, user.display_name) == ("former resident", "已注销居民")
     [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "account.deleted"))
     assert entry.actor_id == user.id and (entry.subject_kind, entry.subject_id) == ("user", user.id)
     assert json.loads(entry.details)["memberships"] == 1
