@@ -125,11 +125,25 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn serving bench.wsgi:app on a free loopback port; its log in a file."""
+    """gunicorn serving bench.wsgi:app on a free loopback port; its log in a file.
 
-    def __init__(self, url: str, scratch: Path, workers: int, worker_class: str, threads: int):
+    `name` names the log file (several servers in one scratch folder), `args` are more
+    gunicorn options, `env` more environment (over the benchmark's own)."""
+
+    def __init__(
+        self,
+        url: str,
+        scratch: Path,
+        workers: int,
+        worker_class: str,
+        threads: int,
+        *,
+        name: str = "gunicorn",
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ):
         self.port = free_port()
-        self.log_path = scratch / "gunicorn.log"
+        self.log_path = scratch / f"{name}.log"
         gunicorn = Path(sys.executable).parent / "gunicorn"
         command = [
             str(gunicorn),
@@ -144,17 +158,18 @@ class Server:
         ]
         if worker_class == "gthread":
             command += ["--threads", str(threads)]
-        command.append("bench.wsgi:app")
-        env = dict(
+        command += [*args, "bench.wsgi:app"]
+        environment = dict(
             os.environ,
             DATABASE_URL=url,
             SECRET_KEY=BENCH_SECRET_KEY,
             YISHI_INSTANCE_PATH=str(scratch / "instance"),
             YISHI_SCHEDULER="off",
         )
+        environment.update(env or {})
         self.log = self.log_path.open("wb")
         self.process = subprocess.Popen(  # noqa: S603  (our own virtualenv's gunicorn)
-            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+            command, cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT
         )
 
     def wait_ready(self, seconds: float = 60.0) -> None:
@@ -180,6 +195,15 @@ class Server:
             self.log.flush()
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
+
+    def worker_pids(self) -> list[int]:
+        """The master's children now (Linux /proc)."""
+        master = self.process.pid
+        children = Path(f"/proc/{master}/task/{master}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
 
     def cpu_seconds(self) -> float:
         """User and system CPU time of the workers so far (Linux /proc): a figure that

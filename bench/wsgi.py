@@ -4,10 +4,14 @@
         .venv/bin/gunicorn -w 2 -b 127.0.0.1:8000 bench.wsgi:app
 
 Not for production: the password cost is the minimal one and there are no rate limits.
+`YISHI_BENCH_CONFIG` (JSON) adds settings of a benchmark's own on top of these:
+`python -m bench.soak` turns the rate limits back on, relaxed, with Redis storage, and the
+scheduler on.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -37,5 +41,6 @@ app = create_app(
         "RATELIMIT_STORAGE_URI": "memory://",
         # No background sweeps: the benchmark opens and closes its round itself.
         "SCHEDULER_ENABLED": False,
+        **json.loads(os.environ.get("YISHI_BENCH_CONFIG") or "{}"),
     }
 )

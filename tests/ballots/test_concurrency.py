@@ -304,6 +304,12 @@ class Gunicorn:
         (directory / "yishi_test_wsgi.py").write_text(WSGI_ENTRY)
 
     def start(self, workers: int = 2, args: Iterable[str] = (), **config) -> Server:
+        server = self.launch(workers, args, **config)
+        self.wait_until_ready(server, workers)
+        return server
+
+    def launch(self, workers: int = 2, args: Iterable[str] = (), **config) -> Server:
+        """Start a server without waiting for it (several can then boot at once)."""
         port = free_port()
         log = self.directory / f"gunicorn-{len(self.servers) + 1}.log"
         env = dict(os.environ)
@@ -341,10 +347,9 @@ class Gunicorn:
             )
         server = Server(process, port, log)
         self.servers.append(server)
-        self._wait_until_ready(server, workers)
         return server
 
-    def _wait_until_ready(self, server: Server, workers: int) -> None:
+    def wait_until_ready(self, server: Server, workers: int) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
