@@ -44,6 +44,8 @@ def _default_config(app: Flask) -> dict:
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
     return {
         "SECRET_KEY": None,
+        # The key that seals secrets at rest (round keys), else one derived from SECRET_KEY.
+        "YISHI_KEY_FILE": os.environ.get("YISHI_KEY_FILE") or None,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "PRODUCTION": production,
         # How long a SQLite writer waits for another one before the request gets a 503.

@@ -76,8 +76,9 @@ class Round(db.Model):
     objection_days: Mapped[int] = mapped_column(Integer, default=7)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # The round key (Ed25519): its seed stays here, its public key goes into the manifest.
-    key_seed: Mapped[str] = mapped_column(String(64))
+    # The round key (Ed25519): its seed stays here, sealed (ballots/keys.py), its public
+    # key goes into the manifest.
+    key_seed: Mapped[str] = mapped_column(String(128))
     public_key: Mapped[str] = mapped_column(String(64))
     # Frozen when the round opens.
     manifest: Mapped[str | None] = mapped_column(Text)  # canonical JSON
@@ -189,7 +190,8 @@ class Credential(db.Model):
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
     voter_id: Mapped[int] = mapped_column(ForeignKey("round_voters.id"))
     public_key: Mapped[str] = mapped_column(String(64))
-    seed: Mapped[str | None] = mapped_column(String(64))  # custodial credentials only
+    # Custodial credentials only, sealed (ballots/keys.py).
+    seed: Mapped[str | None] = mapped_column(String(128))
     custodial: Mapped[bool] = mapped_column(Boolean, default=True)
     board_n: Mapped[int] = mapped_column(Integer)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -25,6 +25,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import contains_eager
 
+from ballots import keys
 from ballots.models import (
     Ballot,
     BoardEntry,
@@ -511,7 +512,7 @@ def create_round(
     require(actor, "run_rounds", community)
     now = now or utcnow()
     title, explanation, scope, questions = _checked_round(community, draft, now)
-    seed = board.new_seed()
+    key_seed, public_key = keys.new_round_key()
     round_ = Round(
         community_id=community.id,
         created_by_id=actor.id,
@@ -523,8 +524,8 @@ def create_round(
         opens_at=draft.opens_at,
         closes_at=draft.closes_at,
         objection_days=int(draft.objection_days),
-        key_seed=seed.hex(),
-        public_key=board.public_key(seed),
+        key_seed=key_seed,
+        public_key=public_key,
         created_at=now,
         updated_at=now,
     )
@@ -630,7 +631,7 @@ def _append(round_: Round, entry_type: str, payload: dict) -> board.Entry:
 
 
 def _seed(round_: Round) -> bytes:
-    return bytes.fromhex(round_.key_seed)
+    return keys.round_seed(round_)
 
 
 def build_manifest(round_: Round, size: ElectorateSize) -> dict:
@@ -903,12 +904,13 @@ def _record(
             held = _register(round_, voter, credential, None, live)
     else:
         if live is not None and live.custodial:
-            held = live
+            held, seed = live, keys.credential_seed(live)
         else:
             seed = board.new_seed()
-            held = _register(round_, voter, board.public_key(seed), seed.hex(), live)
+            key = board.public_key(seed)
+            held = _register(round_, voter, key, keys.seal_credential_seed(seed, key), live)
         body = writer.ballot_body(round_.round_hash, held.public_key, nonce, answers)
-        signature = board.sign(bytes.fromhex(held.seed), "ballot", body)
+        signature = board.sign(seed, "ballot", body)
     payload = writer.ballot_payload(
         body, signature, channel.value, entered_by.display_name if entered_by else None
     )

@@ -247,6 +247,7 @@ def cast_in_bulk(round_id: int, rng: random.Random, now: datetime) -> Cast:
     `services._record` writes, in Core batches; the round's head moves once at the end."""
     from nacl.signing import SigningKey
 
+    from ballots import keys
     from ballots.models import Ballot, BoardEntry, Credential, Round, Voter
     from crypto import board, writer
     from web.extensions import db
@@ -255,7 +256,7 @@ def cast_in_bulk(round_id: int, rng: random.Random, now: datetime) -> Cast:
     engine = db.engine
     round_ = db.session.get(Round, round_id)
     round_hash = round_.round_hash
-    round_key = SigningKey(bytes.fromhex(round_.key_seed))
+    round_key = SigningKey(keys.round_seed(round_))
     n, previous = round_.head_n, bytes.fromhex(round_.head_hash)
     secret = round_.secrecy == "secret"
     voters = db.session.execute(
@@ -317,7 +318,7 @@ def cast_in_bulk(round_id: int, rng: random.Random, now: datetime) -> Cast:
                     "round_id": round_id,
                     "voter_id": voter_id,
                     "public_key": public,
-                    "seed": bytes(key).hex(),
+                    "seed": keys.seal_credential_seed(bytes(key), public),
                     "custodial": True,
                     "board_n": credential_entry["n"],
                     "revoked": False,

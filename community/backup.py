@@ -1,7 +1,8 @@
 """Backups and restores (docs/operations.md, "Backups"): `flask backup` writes one
 tar.gz archive with a consistent snapshot of the database (SQLite's online backup API;
 `pg_dump` from an exported snapshot on PostgreSQL), the uploaded photos and, sealed with
-a passphrase when one is given, the site's SECRET_KEY; `manifest.json` (the last member)
+a passphrase when one is given, the site's SECRET_KEY (and the YISHI_KEY_FILE key, when the
+site seals its secrets at rest with one); `manifest.json` (the last member)
 lists the format, the schema revision, the row count of every table and the SHA-256 of
 every member. `flask restore` checks all of that before it changes anything, restores,
 compares the row counts, and runs the audit verifier and every verifier connected to
@@ -32,8 +33,8 @@ from nacl.secret import SecretBox
 from nacl.utils import random as random_bytes
 from sqlalchemy.engine import make_url
 
-from community import audit
-from crypto import passwords
+from community import audit, sealing
+from crypto import passwords, sealed
 from web.database import read_only
 from web.extensions import db
 
@@ -80,6 +81,7 @@ class Restore:
     manifest: dict
     upgraded_to: str | None = None  # the schema revision after `db upgrade`, if it ran
     key_installed: bool = False  # SECRET_KEY was unsealed into instance/secret_key
+    key_file_installed: bool = False  # the storage key was unsealed into YISHI_KEY_FILE
     checks: list[Verification] = field(default_factory=list)
 
     @property
@@ -115,8 +117,24 @@ def _key_file() -> Path:
 
 
 def _site_secrets() -> dict:
-    """What the site cannot run (or verify its audit log) without, besides the database."""
-    return {"SECRET_KEY": current_app.config["SECRET_KEY"]}
+    """What the site cannot run (or verify its audit log, or open its sealed round keys)
+    without, besides the database."""
+    found = {"SECRET_KEY": current_app.config["SECRET_KEY"]}
+    if sealing.key_file():
+        found[sealing.KEY_FILE] = _storage_key().hex()
+    return found
+
+
+def _storage_key() -> bytes:
+    try:
+        return sealing.storage_key()
+    except sealing.StorageKeyError as error:
+        raise BackupError(str(error)) from error
+
+
+def _storage_key_about() -> dict:
+    """Where the key that seals the database's secrets comes from, and its fingerprint."""
+    return {"source": sealing.key_source(), "id": sealed.key_id(_storage_key())}
 
 
 def _now_text(now: datetime) -> str:
@@ -339,6 +357,7 @@ def create_backup(
     personal data and the round keys."""
     now = now or datetime.now(UTC)
     engine = _engine_name()
+    storage_key = _storage_key_about()  # refused early when the site has no key to name
     target = Path(target)
     if target.is_dir():
         target = target / default_name(now)
@@ -375,6 +394,7 @@ def create_backup(
                     "engine": engine,
                     "alembic_revision": revision,
                     "site_key": audit.site_public_key(),
+                    "storage_key": storage_key,
                     "keys": keys,
                     "tables": counts,
                     "uploads": sum(1 for n in writer.members if n.startswith(UPLOADS)),
@@ -542,6 +562,78 @@ def _key_to_install(manifest: dict, members: dict, passphrase: bytes | None) -> 
     return secrets_
 
 
+def _key_file_to_install(
+    manifest: dict, members: dict, passphrase: bytes | None, secrets_: dict | None
+) -> bytes | None:
+    """None when this site opens the backup's sealed secrets with its own key (derived from
+    the SECRET_KEY checked above, or in its YISHI_KEY_FILE); the key to write to
+    YISHI_KEY_FILE when that file is missing and the archive holds the key sealed; else a
+    refusal. Archives taken before secrets were sealed need nothing: `db upgrade` seals
+    them with this site's key."""
+    about = manifest.get("storage_key")
+    if not about:
+        return None
+    path = sealing.key_file()
+    if about.get("source") != sealing.KEY_FILE:
+        if path:
+            raise BackupError(
+                "The backup's secrets are sealed with a key derived from SECRET_KEY, and this "
+                "site reads YISHI_KEY_FILE: unset it and restore again. Nothing was restored."
+            )
+        return None
+    expected = about.get("id")
+    if not path:
+        raise BackupError(
+            "The backup's secrets are sealed with the key of a YISHI_KEY_FILE: set "
+            "YISHI_KEY_FILE (when the file is missing, the restore writes the archive's key "
+            "there) and restore again. Nothing was restored."
+        )
+    if Path(path).exists():
+        try:
+            key = sealed.read_key_file(path)
+        except sealed.KeyFileError as error:
+            raise BackupError(f"YISHI_KEY_FILE: {error}. Nothing was restored.") from error
+        if sealed.key_id(key) != expected:
+            raise BackupError(
+                f"YISHI_KEY_FILE ({path}) holds another key (id {sealed.key_id(key)}) than "
+                f"the one the backup's secrets are sealed with (id {expected}): put the "
+                "backed-up key there, or remove the file to have the restore write the "
+                "archive's key. Nothing was restored."
+            )
+        return None
+    missing = f"YISHI_KEY_FILE ({path}) is missing"
+    if not manifest.get("keys"):
+        raise BackupError(
+            f"{missing} and the archive holds no key: put the backed-up key file there and "
+            "restore again. Nothing was restored."
+        )
+    if not passphrase:
+        raise BackupError(
+            f"{missing}; the archive holds its key sealed: give the backup passphrase "
+            "(--passphrase-file). Nothing was restored."
+        )
+    if not os.access(Path(path).parent, os.W_OK):
+        raise BackupError(
+            f"{missing} and its folder is missing or not writable. Nothing was restored."
+        )
+    if secrets_ is None:
+        secrets_ = _unseal(members[SEALED_KEYS].read_bytes(), manifest["keys"], passphrase)
+    try:
+        key = bytes.fromhex(secrets_.get(sealing.KEY_FILE) or "")
+    except (TypeError, ValueError):
+        key = b""
+    if len(key) != sealed.KEY_SIZE or sealed.key_id(key) != expected:
+        raise _damaged("the sealed YISHI_KEY_FILE key is not the manifest's storage key")
+    return key
+
+
+def _install_key_file(key: bytes) -> None:
+    path = Path(sealing.key_file())
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key.hex() + "\n")
+
+
 def _install_key(secret_key: str) -> None:
     key_file = _key_file()
     partial = key_file.with_name(key_file.name + ".restoring")
@@ -653,6 +745,7 @@ def restore_backup(
                 "pass --force to replace what is there. Nothing was restored."
             )
         secrets_ = _key_to_install(manifest, members, passphrase)
+        storage_key = _key_file_to_install(manifest, members, passphrase, secrets_)
         if engine == "sqlite":
             _restore_sqlite(members[DATABASE[engine]])
         else:
@@ -662,6 +755,9 @@ def restore_backup(
         if secrets_ is not None:
             _install_key(secrets_["SECRET_KEY"])
             result.key_installed = True
+        if storage_key is not None:
+            _install_key_file(storage_key)
+            result.key_file_installed = True
         result.checks.append(_counts_check(manifest))
         if revision is not None and revision not in heads:
             from flask_migrate import upgrade

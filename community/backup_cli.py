@@ -50,12 +50,15 @@ def register(app) -> None:
             f"revision {manifest['alembic_revision']}, {sum(tables.values())} rows in "
             f"{len(tables)} tables, {manifest['uploads']} uploaded files."
         )
+        key_file = manifest["storage_key"]["source"] == "YISHI_KEY_FILE"
         if manifest["keys"]:
-            click.echo("SECRET_KEY is in the archive, sealed with the passphrase.")
+            what = "SECRET_KEY and the YISHI_KEY_FILE key are" if key_file else "SECRET_KEY is"
+            click.echo(f"{what} in the archive, sealed with the passphrase.")
         else:
+            nor, them = (", nor the YISHI_KEY_FILE key", "them") if key_file else ("", "it")
             click.echo(
-                f"SECRET_KEY is NOT in the archive: keep it safe separately (site key "
-                f"{manifest['site_key']}), or back up with --passphrase-file.",
+                f"SECRET_KEY is NOT in the archive{nor}: keep {them} safe separately (site "
+                f"key {manifest['site_key']}), or back up with --passphrase-file.",
                 err=True,
             )
 
@@ -77,6 +80,8 @@ def register(app) -> None:
         )
         if done.key_installed:
             click.echo("Put the backed-up SECRET_KEY in instance/secret_key.")
+        if done.key_file_installed:
+            click.echo("Put the backed-up storage key in YISHI_KEY_FILE.")
         if done.upgraded_to:
             click.echo(f"Upgraded the schema to revision {done.upgraded_to}.")
         for check in done.checks:

@@ -366,6 +366,7 @@ def test_residents_cannot_create_or_change_rounds(db, estate, make_round, login_
 
 
 def test_extra_form_fields_are_ignored(db, estate, make_round, login_as):
+    from ballots import keys
     from crypto import board
 
     forged = {
@@ -387,7 +388,7 @@ def test_extra_form_fields_are_ignored(db, estate, make_round, login_as):
     assert round_.status == "scheduled"
     assert round_.round_hash is None and round_.manifest is None and round_.result is None
     assert round_.key_seed != "00" * 32
-    assert round_.public_key == board.public_key(bytes.fromhex(round_.key_seed))
+    assert round_.public_key == board.public_key(keys.round_seed(round_))
     assert round_.created_by_id == estate.committee.id
     assert round_.community_id == estate.community.id
     assert round_.head_n == -1
