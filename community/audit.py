@@ -45,6 +45,7 @@ ACTION_LABELS = {
     "account.deactivated": _l("Account deactivated"),
     "account.data_exported": _l("Personal data exported"),
     "account.deleted": _l("Account deleted"),
+    "site.backup": _l("Backup taken (every member's data)"),
     "member.approved": _l("Join request approved"),
     "member.rejected": _l("Join request rejected"),
     "member.role": _l("Role changed"),

@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 
 from community import audit, sealing
 from crypto import passwords, sealed
-from web.database import read_only
+from web.database import begin_writing, read_only
 from web.extensions import db
 
 FORMAT = "yishi-backup"
@@ -414,7 +414,30 @@ def create_backup(
             os.replace(partial, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    # An archive is an export of every member's personal data: the audit log says when it
+    # was taken and which file it is (after the snapshot, so not in it).
+    db.session.remove()
+    begin_writing()  # SQLite: with the write lock from the start, as the site's writers
+    audit.record(
+        "site.backup",
+        details={
+            "archive": target.name,
+            "sha256": _file_sha256(target),
+            "rows": sum(counts.values()),
+            "sealed_keys": bool(keys),
+        },
+        now=now,
+    )
+    db.session.commit()
     return Backup(target, manifest)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- reading an archive

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import shutil
 import stat
 import tarfile
@@ -206,13 +207,19 @@ def test_restore_brings_a_fresh_install_back_to_the_same_state(
 
     backups = tmp_path / "backups"
     backups.mkdir()
+    before, uploads = table_rows(app), files_in(Path(app.config["UPLOAD_DIR"]))
+    assert len(uploads) == 2  # the photo and its thumbnail
     made = invoke(app, "backup", backups)
     assert made.exit_code == 0, made.output
     archive = archive_in(backups)
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     assert "SECRET_KEY is NOT in the archive" in made.output
-    before, uploads = table_rows(app), files_in(Path(app.config["UPLOAD_DIR"]))
-    assert len(uploads) == 2  # the photo and its thumbnail
+    # The site's audit log says a backup was taken (after the snapshot: not in it).
+    with app.app_context():
+        [taken] = db.session.scalars(
+            select(audit.AuditEntry).where(audit.AuditEntry.action == "site.backup")
+        ).all()
+        assert json.loads(taken.details)["archive"] == archive.name
 
     fresh = fresh_site()
     restored = invoke(fresh, "restore", archive)

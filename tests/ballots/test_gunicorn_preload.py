@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from ballots import services
 from tests.ballots.test_concurrency import Browser, Gunicorn, board_report, entries_of, fresh
 from tests.ballots.test_scheduler_rounds import electorate_ids, notified, status_of
 
@@ -211,7 +212,13 @@ def test_recycled_workers_each_run_one_scheduler_and_close_a_round_once(
         fresh()
         now = datetime.now(UTC).replace(microsecond=0)
         closes_at = now + timedelta(seconds=3)
-        round_ = make_round(opens_at=closes_at - timedelta(minutes=11), closes_at=closes_at)
+        opens_at = closes_at - timedelta(minutes=11)
+        round_ = make_round(opens_at=opens_at, closes_at=closes_at, opened=False)
+        # Due already: the workers' sweeps may open it before the test does (either way,
+        # once).
+        services.open_round(round_.id, opens_at)
+        db.session.commit()
+        assert status_of(round_) == "open"
         cast(estate.voters[0], round_, {"q1": ["yes"]}, now=now)
         cast(estate.voters[1], round_, {"q1": ["no"]}, now=now)
     finally:
