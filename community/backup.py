@@ -149,10 +149,18 @@ def _quoted(name: str) -> str:
 
 
 def _table_names(run, engine: str) -> list[str]:
-    if engine == "sqlite":  # real tables only: not sqlite_*, not full-text shadow tables
-        rows = run("PRAGMA table_list")
-        names = [r[1] for r in rows if r[0] == "main" and r[2] == "table"]
-        return sorted(n for n in names if not n.startswith("sqlite_"))
+    if engine == "sqlite":  # real tables only: not sqlite_*, not full-text tables
+        # (sqlite_master, not PRAGMA table_list: SQLite before 3.37 ignores that pragma
+        # and would report an empty database)
+        rows = run("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+        virtual = [n for n, sql in rows if (sql or "").upper().startswith("CREATE VIRTUAL")]
+        return sorted(
+            n
+            for n, _sql in rows
+            if not n.startswith("sqlite_")
+            and n not in virtual
+            and not any(n.startswith(f"{v}_") for v in virtual)
+        )
     rows = run("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
     return sorted(r[0] for r in rows)
 

@@ -208,6 +208,17 @@ def _row_dict(table: Table, row, columns: tuple[str, ...] | None = None) -> dict
     }
 
 
+def _roll_by_phone(roll: Table, user_id: int, phone: str):
+    """Voter-roll entries carrying the member's phone, in the communities where they are
+    a verified member only: a phone number typed at registration is not proof, and
+    another community's roll is its committee's record, not the member's."""
+    memberships = _tables()["memberships"]
+    theirs = select(memberships.c.community_id).where(
+        memberships.c.user_id == user_id, memberships.c.status == "verified"
+    )
+    return (roll.c.phone == phone) & roll.c.community_id.in_(theirs)
+
+
 def _rows(table: Table, where) -> list:
     key = list(table.primary_key.columns)
     return list(db.session.execute(select(table).where(where).order_by(*key)))
@@ -247,9 +258,16 @@ def export_data(user: User, now: datetime | None = None) -> dict:
             records.setdefault(table.name, {})[column] = [_row_dict(table, r) for r in rows]
     roll = _tables()["roll_entries"]
     if user.phone:
-        rows = _rows(roll, roll.c.phone == user.phone)
+        rows = _rows(roll, _roll_by_phone(roll, user.id, user.phone))
         if rows:
             records.setdefault("roll_entries", {})["phone"] = [_row_dict(roll, r) for r in rows]
+    # A household they joined with is theirs as a unit and area; its owner's name and
+    # phone are the owner's (a tenant or relative may redeem the invitation).
+    for entry in records.get("roll_entries", {}).get("invite_used_by_id", []):
+        if entry.get("phone") != user.phone:
+            entry.pop("owner_name", None)
+            entry.pop("phone", None)
+    begin_writing()  # read without SQLite's write lock; the audit entry is written with it
     audit.record(
         "account.data_exported",
         actor=user,
@@ -319,7 +337,11 @@ def _patterns(names: set[str], phones: set[str], emails: set[str]) -> list[tuple
 
     add({n for n in names if len(n) >= 2}, ERASED_NAME, _name_pattern)
     add(set(emails), REMOVED, re.escape)
-    add(set(phones), REMOVED, lambda p: r"[\s\-]?".join(re.escape(ch) for ch in p))
+    add(
+        set(phones),
+        REMOVED,
+        lambda p: r"(?<!\d)" + r"[\s\-]?".join(re.escape(ch) for ch in p) + r"(?!\d)",
+    )
     return found
 
 
@@ -464,11 +486,12 @@ def erase_account(
                 result.redacted += _redact_rows(
                     part_table, part_table.c[part_column].in_(owned), patterns
                 )
-    if phone:  # a household on a roll with the member's phone: the phone goes
+    if phone:  # a household on their communities' rolls with their phone: the phone goes
         roll = _tables()["roll_entries"]
-        result.redacted += _redact_rows(roll, roll.c.phone == phone, patterns)
+        carrying = _roll_by_phone(roll, user_id, phone)
+        result.redacted += _redact_rows(roll, carrying, patterns)
         result.unlinked += db.session.execute(
-            update(roll).where(roll.c.phone == phone).values(phone=None)
+            update(roll).where(carrying).values(phone=None)
         ).rowcount
 
     memberships = 0

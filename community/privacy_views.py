@@ -14,6 +14,7 @@ from wtforms import PasswordField, SubmitField
 from wtforms.validators import DataRequired
 
 from community import privacy
+from web.database import reads_first
 from web.errors import DomainError, render_error
 from web.extensions import db
 from web.forms import form_error, render_form
@@ -67,6 +68,7 @@ def my_data():
 
 
 @blueprint.post("/data/download")
+@reads_first
 @login_required
 def download_data():
     if not DownloadForm().validate_on_submit():
@@ -85,6 +87,7 @@ def download_data():
 
 
 @blueprint.route("/delete", methods=["GET", "POST"])
+@reads_first
 @login_required
 def delete_account():
     form = DeleteAccountForm()

@@ -228,6 +228,7 @@ def plan(actor: User, implementation: Implementation, draft: PlanDraft, now=None
     milestones that updates or ratings refer to stay."""
     community = implementation.proposal.community
     require(actor, "run_rounds", community)
+    _lock(implementation)
     if not implementation.is_active:
         raise Conflict(_("The work is finished; its plan can no longer change."))
     now = now or utcnow()
@@ -318,6 +319,15 @@ def _replace_milestones(implementation: Implementation, planned: list[tuple[str,
     db.session.expire(implementation, ["milestones"])
 
 
+def _lock(implementation: Implementation) -> None:
+    """Plans and reports on one implementation one at a time: its row locked (PostgreSQL;
+    SQLite's writers are one at a time anyway) and read again with its milestones, so
+    that two at once cannot both add the first plan's milestones, or each work out the
+    board's figures from what the other is changing."""
+    db.session.refresh(implementation, with_for_update=True)
+    db.session.expire(implementation, ["milestones"])
+
+
 def _plan_dates(implementation_id: int, reached: int | None = None) -> tuple:
     """The plan's last target date and the earliest target date of a milestone not yet
     reached (with `reached`, that milestone counts as reached)."""
@@ -387,6 +397,7 @@ def post_update(
             _("Only the responsible member or the owners' committee can report progress.")
         )
     now = now or utcnow()
+    _lock(implementation)
     body = (draft.body or "").strip()
     if not body:
         raise InvalidInput(_("Please describe what was done."))

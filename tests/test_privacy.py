@@ -506,6 +506,28 @@ def other_compound(db, make_community, make_member):
     return maple, chair
 
 
+def test_a_phone_typed_at_registration_opens_no_other_communitys_roll(
+    app, db, make_user, other_compound
+):
+    """Maple Court's roll lists 13600000001; someone registers with that number without
+    joining Maple Court. Their download holds nothing of the roll, and deleting their
+    account leaves the roll as Maple Court's committee made it."""
+    from community import privacy
+    from community.models import RollEntry
+
+    maple, _chair = other_compound
+    stranger = make_user(name="Not the Owner", contact="13600000001")
+    db.session.commit()
+
+    document = json.dumps(privacy.export_data(stranger), ensure_ascii=False)
+    assert "Maple Owner" not in document and "M1" not in document
+    privacy.erase_account(stranger, PASSWORD, cost=passwords.MINIMAL)
+    db.session.commit()
+
+    entry = db.session.scalar(select(RollEntry).where(RollEntry.community_id == maple.id))
+    assert (entry.owner_name, entry.phone) == ("Maple Owner", "13600000001")
+
+
 def test_other_residents_never_see_her_phone_or_email(app, db, story, other_compound):
     maple, maple_chair = other_compound
     garden, round_id = story["garden"].id, story["round"].id

@@ -206,6 +206,28 @@ def test_a_seed_left_in_plain_text_is_refused(db, estate, make_round):
         keys.round_seed(db.session.get(Round, round_.id))
 
 
+def test_a_seed_written_in_the_clear_by_the_previous_version_still_works(
+    db, estate, make_round, cast
+):
+    """During an upgrade a worker of the previous version may still write a round key in
+    the clear, after the migration: the seed of the row's own public key is taken as it
+    is, so that round can be voted in and closed."""
+    from ballots import keys
+    from ballots.models import Round
+
+    round_ = make_round()
+    seed = keys.round_seed(round_)
+    db.session.execute(update(Round).where(Round.id == round_.id).values(key_seed=seed.hex()))
+    db.session.commit()
+    db.session.expire_all()
+    round_ = db.session.get(Round, round_.id)
+
+    assert keys.round_seed(round_) == seed
+    assert cast(estate.voters[0], round_, {"q1": ["yes"]}).receipt
+    assert close(db, round_)
+    assert round_.status == "closed"
+
+
 # ---------------------------------------------------------------- YISHI_KEY_FILE
 
 

@@ -684,3 +684,60 @@ def test_one_resident_changing_a_rating_twice_at_once_counts_once(app, district)
     assert all("look again" in str(e) or "请刷新" in str(e) for e in errors), errors
     assert carried(lamp) == recounted(lamp)
     assert sum(carried(lamp)[f"score_{n}"] for n in range(1, 6)) == 3
+
+
+def test_two_committee_members_planning_at_the_same_instant_give_one_plan(app, district):
+    """A double-submitted first plan: the second waits for the first (row lock) and
+    revises it; neither gets an error and the milestones are not doubled."""
+    from deliberation.models import Milestone
+
+    benches = decided(
+        district.garden, district.members["garden member"], "New benches", at=at("2027-06-01")
+    )
+    bike_shed = work.implementation_of(benches)  # not planned yet
+    committee_id = district.members["garden committee"].id
+    implementation_id = bike_shed.id
+    db.session.commit()
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def run() -> None:
+        token = write_intent.set(True)
+        try:
+            with app.app_context():
+                try:
+                    committee = db.session.get(User, committee_id)
+                    implementation = db.session.get(Implementation, implementation_id)
+                    assert implementation.milestones == []
+                    db.session.commit()
+                    barrier.wait(timeout=10)
+                    work.plan(
+                        committee,
+                        implementation,
+                        work.PlanDraft(
+                            responsible="Property management",
+                            milestones=[("Order", "2027-07-01"), ("Build", "2027-08-01")],
+                        ),
+                        now=NOW,
+                    )
+                    db.session.commit()
+                except Exception as error:
+                    db.session.rollback()
+                    errors.append(error)
+                finally:
+                    db.session.remove()
+        finally:
+            write_intent.reset(token)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    milestones = db.session.scalars(
+        select(Milestone).where(Milestone.implementation_id == implementation_id)
+    ).all()
+    assert sorted((m.position, m.title) for m in milestones) == [(0, "Order"), (1, "Build")]
+    assert carried(bike_shed)["planned_end"] == date(2027, 8, 1)
