@@ -19,7 +19,7 @@ from pathlib import Path
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from crypto.board import GENESIS, canonical, digest, parse
+from crypto.board import GENESIS, canonical, digest, from_secret, parse
 
 PERSON_RECORD = b"yishi-arecord-v1"  # the canonical record of one entry
 PERSON_LINK = b"yishi-alink-v1"  # a link of the audit chain
@@ -31,11 +31,7 @@ LOG_NAME = "yishi-audit"
 
 def site_seed(secret: bytes | str) -> bytes:
     """The 32-byte Ed25519 seed of the site key, derived from the application's secret."""
-    if isinstance(secret, str):
-        secret = secret.encode("utf-8")
-    if not secret:
-        raise ValueError("an empty secret gives no site key")
-    return digest(PERSON_SITE_KEY, secret)
+    return from_secret(PERSON_SITE_KEY, secret, "site key")
 
 
 def public_key(seed: bytes) -> str:

@@ -74,6 +74,16 @@ def digest(person: bytes, data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=32, person=person).digest()
 
 
+def from_secret(person: bytes, secret: bytes | str, what: str) -> bytes:
+    """A 32-byte key derived from the application's secret (UTF-8), for one use named by
+    the personalization `person`."""
+    if isinstance(secret, str):
+        secret = secret.encode("utf-8")
+    if not secret:
+        raise ValueError(f"an empty secret gives no {what}")
+    return digest(person, secret)
+
+
 def round_hash(manifest: dict) -> bytes:
     return digest(PERSON_ROUND, canonical(manifest))
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from nacl.exceptions import CryptoError
 from nacl.secret import Aead
 
-from crypto.board import digest
+from crypto.board import digest, from_secret
 
 PREFIX = "s1:"
 PERSON_STORE = b"yishi-store-v1"  # the storage key, from the SECRET_KEY
@@ -45,11 +45,7 @@ class KeyFileError(ValueError):
 
 def derive_key(secret: bytes | str) -> bytes:
     """The 32-byte storage key derived from the application's secret."""
-    if isinstance(secret, str):
-        secret = secret.encode("utf-8")
-    if not secret:
-        raise ValueError("an empty secret gives no storage key")
-    return digest(PERSON_STORE, secret)
+    return from_secret(PERSON_STORE, secret, "storage key")
 
 
 def read_key_file(path: str | os.PathLike) -> bytes:

@@ -625,24 +625,22 @@ def test_a_revised_plan_moves_the_end_date_and_the_next_target(district):
     assert "P3" not in keys(district, street_board(district, status="overdue"))
 
 
-def rate_at_once(app, implementation_id: int, ratings: list[tuple[int, int, str]]) -> list:
-    """Each (user id, score, answer) rates the work from a thread of its own (own app
-    context, session and connection, as a POST: BEGIN IMMEDIATE on SQLite), all released
-    together. Returns the errors."""
-    barrier = threading.Barrier(len(ratings))
+def at_once(app, jobs: list) -> list:
+    """Each job `(prepare, act)` runs in a thread of its own (own app context, session and
+    connection, as a POST: BEGIN IMMEDIATE on SQLite): `prepare()` reads what `act(*read)`
+    needs, then all threads are released together and act. Returns the errors."""
+    barrier = threading.Barrier(len(jobs))
     errors = []
 
-    def run(user_id: int, score: int, answer: str) -> None:
+    def run(prepare, act) -> None:
         token = write_intent.set(True)
         try:
             with app.app_context():
                 try:
-                    user = db.session.get(User, user_id)
-                    implementation = db.session.get(Implementation, implementation_id)
-                    assert implementation.status == "completed"
-                    db.session.commit()
+                    read = prepare()
+                    db.session.commit()  # hold no write lock while waiting at the barrier
                     barrier.wait(timeout=10)
-                    work.rate(user, implementation, score, as_decided=answer, now=at("2027-04-05"))
+                    act(*read)
                     db.session.commit()
                 except Exception as error:
                     db.session.rollback()
@@ -652,13 +650,30 @@ def rate_at_once(app, implementation_id: int, ratings: list[tuple[int, int, str]
         finally:
             write_intent.reset(token)
 
-    db.session.commit()  # end the test's read snapshot: its next reads see the ratings
-    threads = [threading.Thread(target=run, args=rating) for rating in ratings]
+    db.session.commit()  # end the test's read snapshot: its next reads see the threads'
+    threads = [threading.Thread(target=run, args=job) for job in jobs]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
     return errors
+
+
+def rate_at_once(app, implementation_id: int, ratings: list[tuple[int, int, str]]) -> list:
+    """Each (user id, score, answer) rates the completed work, all at the same instant."""
+
+    def job(user_id: int, score: int, answer: str):
+        def prepare():
+            implementation = db.session.get(Implementation, implementation_id)
+            assert implementation.status == "completed"
+            return db.session.get(User, user_id), implementation
+
+        def act(user, implementation):
+            work.rate(user, implementation, score, as_decided=answer, now=at("2027-04-05"))
+
+        return prepare, act
+
+    return at_once(app, [job(*rating) for rating in ratings])
 
 
 def test_residents_rating_at_the_same_instant_are_all_counted(app, district, make_member):
@@ -697,43 +712,18 @@ def test_two_committee_members_planning_at_the_same_instant_give_one_plan(app, d
     bike_shed = work.implementation_of(benches)  # not planned yet
     committee_id = district.members["garden committee"].id
     implementation_id = bike_shed.id
-    db.session.commit()
-    barrier = threading.Barrier(2)
-    errors = []
 
-    def run() -> None:
-        token = write_intent.set(True)
-        try:
-            with app.app_context():
-                try:
-                    committee = db.session.get(User, committee_id)
-                    implementation = db.session.get(Implementation, implementation_id)
-                    assert implementation.milestones == []
-                    db.session.commit()
-                    barrier.wait(timeout=10)
-                    work.plan(
-                        committee,
-                        implementation,
-                        work.PlanDraft(
-                            responsible="Property management",
-                            milestones=[("Order", "2027-07-01"), ("Build", "2027-08-01")],
-                        ),
-                        now=NOW,
-                    )
-                    db.session.commit()
-                except Exception as error:
-                    db.session.rollback()
-                    errors.append(error)
-                finally:
-                    db.session.remove()
-        finally:
-            write_intent.reset(token)
+    def prepare():
+        implementation = db.session.get(Implementation, implementation_id)
+        assert implementation.milestones == []
+        return db.session.get(User, committee_id), implementation
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    def act(committee, implementation):
+        milestones = [("Order", "2027-07-01"), ("Build", "2027-08-01")]
+        draft = work.PlanDraft(responsible="Property management", milestones=milestones)
+        work.plan(committee, implementation, draft, now=NOW)
+
+    errors = at_once(app, [(prepare, act), (prepare, act)])
 
     assert errors == []
     milestones = db.session.scalars(
