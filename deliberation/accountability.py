@@ -121,10 +121,6 @@ class Board:
     def pages(self) -> int:
         return max(1, -(-self.totals.decisions // PAGE_SIZE))
 
-    @property
-    def page_rows(self) -> list[BoardRow]:
-        return self.rows
-
 
 ACTIVE = Implementation.status.in_([w.value for w in ACTIVE_WORK])
 # A decision's status on the board: where its work stands, or its result.
@@ -233,7 +229,7 @@ def _status_condition(status: str, today: date):
         return and_(Implementation.stale_since.is_not(None), ACTIVE)
     if status == "overdue":
         return and_(Implementation.next_due < today, ACTIVE)
-    return BOARD_STATUS.__eq__(status)
+    return BOARD_STATUS == status  # noqa: SIM300  (a column expression, not a constant)
 
 
 def _totals(connection, matching, conditions: list, today: date) -> Totals:

@@ -4,11 +4,13 @@ factories that read like the residents' world."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import itertools
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,45 @@ def _config(uri: str, instance: Path) -> dict:
     }
 
 
+def new_postgres_database(url, name: str) -> str:
+    """An empty PostgreSQL database `name` on `url`'s server (dropped first if it was
+    there); its URL."""
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url, name: str) -> None:
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@contextlib.contextmanager
+def redis_keys(uri: str, label: str, what: str):
+    """A key prefix of a test's own in the Redis at `uri` (which must answer), with its
+    keys removed afterwards."""
+    import redis
+
+    connection = redis.Redis.from_url(uri, socket_timeout=2)
+    try:
+        connection.ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis must answer at {uri} for {what}: {error!r}")
+    prefix = f"{label}:{uuid.uuid4().hex}"
+    try:
+        yield prefix
+    finally:
+        keys = list(connection.scan_iter(match=f"{prefix}*"))
+        if keys:
+            connection.delete(*keys)
+        connection.close()
+
+
 @pytest.fixture(scope="session")
 def database_template(request, tmp_path_factory):
     """Per worker: a migrated SQLite file to copy, or a migrated PostgreSQL database."""
@@ -66,13 +107,7 @@ def database_template(request, tmp_path_factory):
         url = make_url(TEST_DATABASE_URL)
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
-        name = f"{url.database}_{_worker(request)}"
-        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        uri = url.set(database=name).render_as_string(hide_password=False)
+        uri = new_postgres_database(url, f"{url.database}_{_worker(request)}")
         _migrate(uri, instance)
         yield {"kind": "postgresql", "uri": uri, "instance": instance}
     else:

@@ -17,14 +17,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from community import audit
 from crypto import passwords
 from tests.ballots import conftest as rounds
 from tests.ballots.conftest import T0, close
-from tests.conftest import IsolatedClient, _empty_postgres, _migrate, login
+from tests.conftest import (
+    IsolatedClient,
+    _empty_postgres,
+    _migrate,
+    drop_postgres_database,
+    login,
+    new_postgres_database,
+)
 
 DURING = T0 + timedelta(hours=1)
 PASSPHRASE = "staple battery horse correct"
@@ -51,16 +58,10 @@ def fresh_database(database_template):
         return
     url = make_url(database_template["uri"])
     name = f"{url.database}_restore"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    uri = url.set(database=name).render_as_string(hide_password=False)
+    uri = new_postgres_database(url, name)
     _migrate(uri, database_template["instance"])
     yield {"kind": "postgresql", "uri": uri}
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_postgres_database(url, name)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import json
 import re
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,7 +41,7 @@ from tests.ballots.test_concurrency import (
 )
 from tests.ballots.test_gunicorn_preload import events_in
 from tests.ballots.test_scheduler_rounds import electorate_ids, notified, status_of
-from tests.conftest import PASSWORD, TEST_DATABASE_URL
+from tests.conftest import PASSWORD, TEST_DATABASE_URL, redis_keys
 from tests.test_operations import parse_exposition, value_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,19 +73,8 @@ postgres_only = pytest.mark.skipif(
 def redis_prefix():
     """A key prefix of this test's own in Redis db 7 (rate limits and metrics), removed
     afterwards."""
-    import redis
-
-    connection = redis.Redis.from_url(REDIS_URI, socket_timeout=2)
-    try:
-        connection.ping()
-    except redis.RedisError as error:
-        pytest.fail(f"Redis must answer at {REDIS_URI} for the two-server tests: {error!r}")
-    prefix = f"yishi-mp-test:{uuid.uuid4().hex}"
-    yield prefix
-    keys = list(connection.scan_iter(match=f"{prefix}*"))
-    if keys:
-        connection.delete(*keys)
-    connection.close()
+    with redis_keys(REDIS_URI, "yishi-mp-test", "the two-server tests") as prefix:
+        yield prefix
 
 
 @dataclass

@@ -9,14 +9,13 @@ import logging
 import math
 import re
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.ballots.conftest import cast, estate, make_round, yes_no  # noqa: F401  (fixtures)
-from tests.conftest import login
+from tests.conftest import login, redis_keys
 from web import metrics, scheduler
 
 REDIS_URI = "redis://127.0.0.1:6379"
@@ -286,19 +285,8 @@ def test_jobs_run_and_failed_are_counted_per_sweep(app, client, temporary_sweeps
 
 @pytest.fixture
 def redis_prefix():
-    import redis
-
-    connection = redis.Redis.from_url(REDIS_URI, socket_timeout=2)
-    try:
-        connection.ping()
-    except redis.RedisError as error:
-        pytest.fail(f"Redis must answer at {REDIS_URI} for the shared-counter tests: {error!r}")
-    prefix = f"yishi-test-metrics:{uuid.uuid4().hex}"
-    yield prefix
-    keys = list(connection.scan_iter(match=f"{prefix}:*"))
-    if keys:
-        connection.delete(*keys)
-    connection.close()
+    with redis_keys(REDIS_URI, "yishi-test-metrics", "the shared-counter tests") as prefix:
+        yield prefix
 
 
 def test_apps_sharing_redis_see_each_other_s_counts(app_config, redis_prefix):

@@ -13,12 +13,13 @@ import stat
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 
 from crypto import passwords, sealed
 from tests.ballots import conftest as rounds
 from tests.ballots.conftest import T0, close, yes_no
+from tests.conftest import drop_postgres_database, new_postgres_database
 
 DURING = T0 + timedelta(hours=1)
 PASSPHRASE = "staple battery horse correct"
@@ -290,15 +291,11 @@ def scratch(app, app_config, database_template, tmp_path):
     from app import create_app
     from web.extensions import db
 
-    admin, name = None, None
+    url, name = None, None
     if database_template["kind"] == "postgresql":
         url = make_url(database_template["uri"])
         name = f"{url.database}_sealing"
-        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        uri = url.set(database=name).render_as_string(hide_password=False)
+        uri = new_postgres_database(url, name)
     else:
         uri = f"sqlite:///{tmp_path / 'scratch.db'}"
     site = create_app(dict(app_config, SQLALCHEMY_DATABASE_URI=uri))
@@ -307,10 +304,8 @@ def scratch(app, app_config, database_template, tmp_path):
         yield site
         db.session.remove()
         db.engine.dispose()
-    if admin is not None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    if name is not None:
+        drop_postgres_database(url, name)
 
 
 def _revision(db) -> str:
