@@ -23,8 +23,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
+from ballots.models import Round
 from tests.ballots import conftest as rounds
 from tests.ballots.conftest import close, yes_no
 from tests.ballots.test_concurrency import (
@@ -227,16 +229,22 @@ def test_a_round_due_to_close_is_closed_once_with_both_servers_sweeping(
     token = write_intent.set(True)  # SQLite: write as the sweeping workers do
     try:
         fresh()
+        # Due to open at once; the close is far enough off that a slow machine casts the
+        # three ballots in time, and is brought forward once they are in (time passing).
         now = datetime.now(UTC).replace(microsecond=0)
-        closes_at = now + timedelta(seconds=4)
         round_ = make_round(
-            opens_at=closes_at - timedelta(minutes=11), closes_at=closes_at, opened=False
+            opens_at=now - timedelta(seconds=1),
+            closes_at=now + timedelta(minutes=10),
+            opened=False,
         )
         wait_while(round_, "scheduled", (a, b))
         now = datetime.now(UTC)
         cast(estate.voters[0], round_, {"q1": ["yes"]}, now=now)
         cast(estate.voters[1], round_, {"q1": ["no"]}, now=now)
         cast(estate.voters[2], round_, {"q1": ["yes"]}, now=now)
+        closes_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        db.session.execute(update(Round).where(Round.id == round_.id).values(closes_at=closes_at))
+        db.session.commit()
     finally:
         write_intent.reset(token)
 
