@@ -24,6 +24,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ballots import keys
 from ballots.models import (
@@ -48,7 +49,7 @@ from crypto import board, tally, writer
 from deliberation import services as deliberation
 from deliberation.lifecycle import Status as ProposalStatus
 from deliberation.models import Proposal
-from web.database import add_unique, begin_writing
+from web.database import attach_persistent, begin_writing, insert_unique
 from web.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
 from web.i18n import LANGUAGES
@@ -608,15 +609,25 @@ def _lock(round_id: int) -> Round:
     return found
 
 
-def _append(round_: Round, entry_type: str, payload: dict) -> board.Entry:
-    """Append to the board of a locked round. The entry is written at once with a plain
-    INSERT (nothing reads it back as an object); the round's new head is flushed with the
-    round."""
+_WRITE_HEAD = (
+    update(Round.__table__)
+    .where(Round.__table__.c.id == bindparam("round_id"))
+    .values(head_n=bindparam("n"), head_hash=bindparam("hash"))
+)
+
+
+def _append(
+    round_: Round, entry_type: str, payload: dict, *, write_head: bool = True
+) -> board.Entry:
+    """Append to the board of a locked round. The entry and the round's new head are
+    written at once with plain statements (no unit-of-work flush); `write_head=False`
+    leaves the head to the next append of the same transaction."""
     n = round_.head_n + 1
     previous = bytes.fromhex(round_.head_hash) if round_.head_hash else board.GENESIS
     entry = board.next_entry(previous, n, entry_type, payload)
-    # On the session's connection: pending rows are not flushed early by this INSERT.
-    db.session.connection().execute(
+    # On the session's connection: pending rows are not flushed early by these statements.
+    connection = db.session.connection()
+    connection.execute(
         _INSERT_ENTRY,
         {
             "round_id": round_.id,
@@ -626,7 +637,11 @@ def _append(round_: Round, entry_type: str, payload: dict) -> board.Entry:
             "hash": entry.hash,
         },
     )
-    round_.head_n, round_.head_hash = n, entry.hash
+    if write_head:
+        connection.execute(_WRITE_HEAD, {"round_id": round_.id, "n": n, "hash": entry.hash})
+    # What the database holds now: nothing for the session to flush.
+    set_committed_value(round_, "head_n", n)
+    set_committed_value(round_, "head_hash", entry.hash)
     return entry
 
 
@@ -777,6 +792,11 @@ def cast_ballot(
     if credential is not None or signature is not None:
         credential = _hex_or_error(credential, 64, _("The ballot's key is not valid."))
         signature = _hex_or_error(signature, 128, _("The ballot's signature is not valid."))
+        signed = _browser_signed(round_, credential, signature, nonce, answers)
+    else:
+        # Signed before the lock, so that the lock is held for the writing only; dropped
+        # if the voter turns out to hold a custodial key already.
+        signed = _new_custodial(round_, nonce, answers)
     locked = _lock(round_.id)
     if locked.status != RoundStatus.OPEN or now >= locked.closes_at:
         security_event("ballot_refused", round_id=round_.id, reason="closed")
@@ -796,8 +816,7 @@ def cast_ballot(
         nonce,
         channel=Channel.ONLINE,
         cast_by=user,
-        credential=credential,
-        signature=signature,
+        signed=signed,
         now=now,
     )
 
@@ -834,8 +853,14 @@ def _same_nonce(
     return earlier
 
 
+_INSERT_CREDENTIAL = insert(Credential.__table__)
+_INSERT_BALLOT = insert(Ballot.__table__)
+_USED = _l("This ballot or its key was already used. Please start again.")
+
+
 def _register(round_: Round, voter: Voter, key: str, seed: str | None, live) -> Credential:
-    """Append a credential entry for `voter`, revoking the voter's live credential."""
+    """Append a credential entry for `voter`, revoking the voter's live credential. The
+    row is written at once; the database refuses a key used before (409)."""
     if live is not None:
         live.revoked = True
         db.session.flush()
@@ -846,18 +871,47 @@ def _register(round_: Round, voter: Voter, key: str, seed: str | None, live) -> 
         writer.credential_payload(
             key, voter.weight, unit, seed is not None, live.public_key if live else None
         ),
+        write_head=False,  # written with the ballot's entry that follows
     )
-    credential = Credential(
-        round_id=round_.id,
-        voter_id=voter.id,
-        public_key=key,
-        seed=seed,
-        custodial=seed is not None,
-        board_n=entry.n,
-    )
-    # Inserted with the ballot in one flush; the database refuses a key used before.
-    db.session.add(credential)
-    return credential
+    values = {
+        "round_id": round_.id,
+        "voter_id": voter.id,
+        "public_key": key,
+        "seed": seed,
+        "custodial": seed is not None,
+        "board_n": entry.n,
+        "revoked": False,
+    }
+    new_id = insert_unique(_INSERT_CREDENTIAL, values, Conflict(str(_USED)))
+    return attach_persistent(Credential(id=new_id, **values))
+
+
+@dataclass(frozen=True)
+class _Signed:
+    """A ballot body signed before the round's lock is taken: by the voter's browser
+    (no `seed`), or with a new custodial credential (its seed, and the seed sealed)."""
+
+    key: str
+    body: dict
+    signature: str
+    seed: bytes | None = None
+    sealed: str | None = None
+
+
+def _browser_signed(round_: Round, key: str, signature: str, nonce: str, answers) -> _Signed:
+    body = writer.ballot_body(round_.round_hash, key, nonce, answers)
+    if not board.verify(key, "ballot", body, signature):
+        security_event("ballot_refused", round_id=round_.id, reason="bad signature")
+        raise InvalidInput(_("The ballot's signature did not verify. Please try again."))
+    return _Signed(key, body, signature)
+
+
+def _new_custodial(round_: Round, nonce: str, answers) -> _Signed:
+    seed = board.new_seed()
+    key = board.public_key(seed)
+    body = writer.ballot_body(round_.round_hash, key, nonce, answers)
+    signature = board.sign(seed, "ballot", body)
+    return _Signed(key, body, signature, seed, keys.seal_credential_seed(seed, key))
 
 
 _MARK_VOTED = (
@@ -875,13 +929,15 @@ def _record(
     *,
     channel: Channel,
     now: datetime,
+    signed: _Signed | None = None,
     cast_by: User | None = None,
-    credential: str | None = None,
-    signature: str | None = None,
     entered_by: User | None = None,
     witness: str | None = None,
     proxy_note: str | None = None,
 ) -> Ballot:
+    """Write a ballot to the locked round's board. `signed`: the body as signed before
+    the lock (by the browser, or with a new custodial credential, which is dropped when
+    the voter already holds one)."""
     live = None
     if voter.voted_at is not None:  # voted before: the earlier ballot is no longer current
         live = db.session.scalar(
@@ -893,47 +949,45 @@ def _record(
             .values(is_current=False)
             .execution_options(synchronize_session=False)
         )
-    if credential is not None:
-        body = writer.ballot_body(round_.round_hash, credential, nonce, answers)
-        if not board.verify(credential, "ballot", body, signature):
-            security_event("ballot_refused", round_id=round_.id, reason="bad signature")
-            raise InvalidInput(_("The ballot's signature did not verify. Please try again."))
-        if live is not None and live.public_key == credential:
+    if signed is not None and signed.seed is None:  # the browser's key
+        if live is not None and live.public_key == signed.key:
             held = live
         else:
-            held = _register(round_, voter, credential, None, live)
-    else:
-        if live is not None and live.custodial:
-            held, seed = live, keys.credential_seed(live)
-        else:
-            seed = board.new_seed()
-            key = board.public_key(seed)
-            held = _register(round_, voter, key, keys.seal_credential_seed(seed, key), live)
+            held = _register(round_, voter, signed.key, None, live)
+        body, signature = signed.body, signed.signature
+    elif live is not None and live.custodial:  # the server's key, held since the first ballot
+        held = live
         body = writer.ballot_body(round_.round_hash, held.public_key, nonce, answers)
-        signature = board.sign(seed, "ballot", body)
+        signature = board.sign(keys.credential_seed(live), "ballot", body)
+    else:  # a new key held by the server
+        signed = signed or _new_custodial(round_, nonce, answers)
+        held = _register(round_, voter, signed.key, signed.sealed, live)
+        body, signature = signed.body, signed.signature
     payload = writer.ballot_payload(
         body, signature, channel.value, entered_by.display_name if entered_by else None
     )
     entry = _append(round_, "ballot", payload)
     digest = board.ballot_hash(payload).hex()
     receipt = writer.receipt(round_.round_hash, entry.n, digest, entry.hash, _seed(round_))
-    ballot = Ballot(
-        round_id=round_.id,
-        voter_id=voter.id,
-        cast_by_id=cast_by.id if cast_by else None,
-        credential=held,
-        nonce=nonce,
-        board_n=entry.n,
-        ballot_hash=digest,
-        channel=channel.value,
-        entered_by_id=entered_by.id if entered_by else None,
-        witness=witness,
-        proxy_note=proxy_note,
-        is_current=True,
-        receipt=board.canonical(receipt).decode("ascii"),
-        created_at=now,
-    )
-    add_unique(ballot, Conflict(_("This ballot or its key was already used. Please start again.")))
+    values = {
+        "round_id": round_.id,
+        "voter_id": voter.id,
+        "cast_by_id": cast_by.id if cast_by else None,
+        "credential_id": held.id,
+        "nonce": nonce,
+        "board_n": entry.n,
+        "ballot_hash": digest,
+        "channel": channel.value,
+        "entered_by_id": entered_by.id if entered_by else None,
+        "witness": witness,
+        "proxy_note": proxy_note,
+        "is_current": True,
+        "receipt": board.canonical(receipt).decode("ascii"),
+        "created_at": now,
+    }
+    new_id = insert_unique(_INSERT_BALLOT, values, Conflict(str(_USED)))
+    ballot = attach_persistent(Ballot(id=new_id, **values))
+    set_committed_value(ballot, "credential", held)
     db.session.connection().execute(
         _MARK_VOTED,
         {"voter_id": voter.id, "first_channel": voter.channel or channel.value, "at": now},

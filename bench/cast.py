@@ -4,8 +4,10 @@
 compound with a committee member and --voters verified residents (SQLAlchemy Core bulk
 inserts, one password hash for all), creates and opens a round through the services (a
 yes/no/abstain question and an approval question, up to 2 of 4), and starts gunicorn on
-127.0.0.1 with `bench.wsgi:app`. Then --clients threads, each with one keep-alive
-connection (`http.client`) and one cookie jar per voter:
+127.0.0.1 with `bench.wsgi:app` and gunicorn's sync workers, as `make serve-prod` runs it
+(on 2 cores, gthread workers with 4 threads took about half as many ballots per second).
+Then --clients threads, each with one connection (`http.client`; sync workers close it
+after every answer, gthread workers keep it alive) and one cookie jar per voter:
 
 1. log every voter in through the real login form (not timed);
 2. `healthz`: --healthz-requests GET /healthz in all, split over the clients;
@@ -27,7 +29,7 @@ Progress goes to stderr; the last line of stdout is one JSON object with the fig
     python -m bench.cast                        # 5,000 voters, SQLite file in a temp dir
     python -m bench.cast --voters 200 --clients 8
     python -m bench.cast --database-url postgresql+psycopg://postgres@127.0.0.1:5432/yishi_bench_cast
-    python -m bench.cast --worker-class sync    # one request at a time per worker
+    python -m bench.cast --worker-class gthread --threads 4
 
 A PostgreSQL database named in --database-url is dropped and created again, so its name
 must contain "bench". Goals: at least 500 ballots/s, and p99 under 250 ms.
@@ -534,9 +536,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument(
         "--worker-class",
-        choices=("gthread", "sync"),
-        default="gthread",
-        help="gunicorn worker class (default gthread)",
+        choices=("sync", "gthread"),
+        default="sync",
+        help="gunicorn worker class (default sync, as `make serve-prod` runs)",
     )
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument(

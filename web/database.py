@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 
 from web.extensions import db
 
@@ -112,6 +113,26 @@ def add_unique(row, conflict: Exception):
     except IntegrityError as error:
         db.session.rollback()
         raise conflict from error
+    return row
+
+
+def insert_unique(statement, values: dict, conflict: Exception) -> int:
+    """Insert one row with a Core statement (no unit-of-work flush: the ballot path's
+    rows) on the session's connection and return its primary key; when the database
+    refuses it as a duplicate, roll back and raise `conflict` (a 409 for the user)."""
+    try:
+        result = db.session.connection().execute(statement, values)
+    except IntegrityError as error:
+        db.session.rollback()
+        raise conflict from error
+    return result.inserted_primary_key[0]
+
+
+def attach_persistent(row):
+    """Put a row already written with Core into the session as a persistent object,
+    without a query: `row` carries every column, its primary key included."""
+    make_transient_to_detached(row)
+    db.session.add(row)
     return row
 
 
