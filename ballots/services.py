@@ -50,7 +50,7 @@ from deliberation import services as deliberation
 from deliberation.lifecycle import Status as ProposalStatus
 from deliberation.models import Proposal
 from web.database import attach_persistent, begin_writing, insert_unique
-from web.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from web.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
 from web.i18n import LANGUAGES
 from web.logs import security_event
@@ -762,8 +762,41 @@ def parse_answers(round_: Round, answers) -> dict[str, list[str]]:
         }
     problem = tally.ballot_problem(manifest, answers)
     if problem:
-        raise InvalidInput(_("This ballot is not complete or not valid. Please check it again."))
+        raise InvalidInput(_answers_message(manifest, answers))
     return answers
+
+
+def _answers_message(manifest: dict, answers) -> str:
+    """What is wrong with a refused ballot, in the voter's words: which question has too
+    many (or no) choices, where that is the problem."""
+    for n, question in enumerate(manifest["questions"], start=1):
+        answer = answers.get(question["id"]) if isinstance(answers, dict) else None
+        if not isinstance(answer, list) or tally.answer_problem(question, answer) is None:
+            continue
+        known = {option["id"] for option in question["options"]}
+        if len(set(answer)) != len(answer) or not set(answer) <= known:
+            break
+        if question["method"] == "approval" and len(answer) > question["max_choices"]:
+            return _(
+                "Question %(n)d: please choose at most %(k)d options.",
+                n=n,
+                k=question["max_choices"],
+            )
+        if question["method"] != "approval":
+            return _("Question %(n)d: please choose one answer.", n=n)
+        break
+    return _("This ballot is not complete or not valid. Please check it again.")
+
+
+# Why a ballot was refused, for the security log (T47): the most specific class first.
+_REFUSALS = (
+    (RoundClosed, "closed"),
+    (RoundNotOpen, "not open"),
+    (CountedOnPaper, "counted on paper"),
+    (NotEligible, "not eligible"),
+    (Conflict, "conflict"),
+    (InvalidInput, "invalid ballot"),
+)
 
 
 def cast_ballot(
@@ -780,13 +813,25 @@ def cast_ballot(
     """Cast (or re-cast) the user's online ballot. With `credential` and `signature` the
     voter's browser signed it with its own key; otherwise the server signs with a custodial
     credential. The same `nonce` again (a double click, a retry) returns the same ballot.
-    `membership`: the user's membership in the round's community, if already read."""
+    `membership`: the user's membership in the round's community, if already read. Every
+    refusal is logged once, with its reason."""
+    try:
+        return _cast(user, round_, answers, nonce, credential, signature, now, membership)
+    except DomainError as error:
+        reason = getattr(error, "reason", None) or next(
+            (reason for kind, reason in _REFUSALS if isinstance(error, kind)), "refused"
+        )
+        security_event("ballot_refused", round_id=round_.id, reason=reason)
+        raise
+
+
+def _cast(user, round_, answers, nonce, credential, signature, now, membership) -> Ballot:
     now = now or utcnow()
     if user is None or not getattr(user, "is_authenticated", False):
         raise NotEligible()
     membership = _membership_or_refuse(user, round_.community, now, membership)
-    if round_.status == RoundStatus.SCHEDULED:
-        raise RoundNotOpen()
+    if not round_.is_open:
+        raise RoundClosed() if round_.is_tallied else RoundNotOpen()
     answers = parse_answers(round_, answers)
     nonce = _hex_or_error(nonce, 32, _("This ballot form is damaged. Please start again."))
     if credential is not None or signature is not None:
@@ -799,7 +844,6 @@ def cast_ballot(
         signed = _new_custodial(round_, nonce, answers)
     locked = _lock(round_.id)
     if locked.status != RoundStatus.OPEN or now >= locked.closes_at:
-        security_event("ballot_refused", round_id=round_.id, reason="closed")
         raise RoundClosed()
     # Read under the round's lock: a paper ballot entered meanwhile is seen.
     voter = _place_of(user, membership, locked, fresh=True)
@@ -807,7 +851,6 @@ def cast_ballot(
     if again is not None:
         return again
     if voter.channel in (Channel.PAPER, Channel.PROXY):
-        security_event("ballot_refused", round_id=round_.id, reason="counted on paper")
         raise CountedOnPaper()
     return _record(
         locked,
@@ -901,8 +944,9 @@ class _Signed:
 def _browser_signed(round_: Round, key: str, signature: str, nonce: str, answers) -> _Signed:
     body = writer.ballot_body(round_.round_hash, key, nonce, answers)
     if not board.verify(key, "ballot", body, signature):
-        security_event("ballot_refused", round_id=round_.id, reason="bad signature")
-        raise InvalidInput(_("The ballot's signature did not verify. Please try again."))
+        error = InvalidInput(_("The ballot's signature did not verify. Please try again."))
+        error.reason = "bad signature"
+        raise error
     return _Signed(key, body, signature)
 
 

@@ -16,6 +16,7 @@ import functools
 import html
 import http.client
 import json
+import logging
 import os
 import re
 import signal
@@ -927,10 +928,11 @@ INELIGIBLE = {
 
 @pytest.mark.parametrize("case", list(INELIGIBLE))
 def test_ineligible_voters_are_refused_and_nothing_is_written(
-    db, estate, make_round, make_member, make_community, login_as, case
+    db, estate, make_round, make_member, make_community, login_as, case, caplog
 ):
-    """T08: NotEligible from the service, 403 (404 when the round is not even readable)
-    over HTTP, and no row in ballots, board_entries or round_credentials."""
+    """T08: NotEligible from the service, logged once as a refused ballot (T47), 403 (404
+    when the round is not even readable) over HTTP, and no row in ballots, board_entries
+    or round_credentials."""
     from ballots import services
     from community.models import Membership, utcnow
 
@@ -972,9 +974,13 @@ def test_ineligible_voters_are_refused_and_nothing_is_written(
         user = make_member(estate.community)
     before = row_counts()
 
+    caplog.set_level(logging.INFO, logger="yishi.security")
+    caplog.clear()
     with pytest.raises(services.NotEligible):
         services.cast_ballot(user, round_, {"q1": ["yes"]}, services.new_nonce())
     assert row_counts() == before
+    refusals = [r.getMessage() for r in caplog.records if "ballot_refused" in r.getMessage()]
+    assert len(refusals) == 1 and '"reason": "not eligible"' in refusals[0], refusals
 
     client = login_as(user)
     token = csrf_token(client, "/")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from datetime import timedelta
 from decimal import Decimal
 
@@ -45,11 +46,21 @@ from tests.conftest import csrf_token
 
 BEFORE = T0 - timedelta(days=2)  # the committee prepares the round
 LIMITS = {"q1": 2, "q2": 3}  # "choose up to": trees up to 2 of 4, benches up to 3 of 5
-INVALID_BALLOT = "This ballot is not complete or not valid. Please check it again."
+OVER_LIMIT_MESSAGE = "Question %(n)d: please choose at most %(k)d options."
 NOT_EDITABLE = "A round can be changed only until it opens."
 NOT_ANNULLABLE = "A round can be annulled only during its objection period."
 # An accepted proposal, perhaps moved on at once into implementation.
 ACCEPTED = ("accepted", "implementation")
+
+
+def over_limit(answers: dict) -> dict:
+    """The refusal names the first question over its limit: its number and the limit.
+    `answers` by question id, or by form field (a_q1)."""
+    for n, key in enumerate(("q1", "q2"), start=1):
+        chosen = answers.get(key, answers.get(f"a_{key}"))
+        if len(chosen) > LIMITS[key]:
+            return {"n": n, "k": LIMITS[key]}
+    raise AssertionError(f"within the limits: {answers}")
 
 
 def message(english: str, **values) -> str:
@@ -186,7 +197,7 @@ def test_concurrent_over_limit_approval_ballots_are_refused_and_the_tally_stays_
         else:
             assert outcome.kind == "refused", (answers, outcome)
             assert isinstance(outcome.value, InvalidInput) and outcome.value.status == 400
-            assert str(outcome.value.message) == message(INVALID_BALLOT)
+            assert str(outcome.value.message) == message(OVER_LIMIT_MESSAGE, **over_limit(answers))
     # Nothing of a refused cast was written: only the accepted ballots and the credentials
     # of the voters who voted for the first time.
     first_timers = {user.id for user, _c in accepted}
@@ -243,13 +254,14 @@ def fields(answers: dict) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("answers", OVER_LIMIT.values(), ids=OVER_LIMIT.keys())
 def test_an_over_limit_ballot_posted_to_cast_gets_400_and_writes_nothing(
-    db, estate, make_round, login_as, answers
+    db, estate, make_round, login_as, answers, caplog
 ):
-    """T04 over HTTP: the cast URL refuses the ballot with the message (400) and writes
-    nothing; the voting step names the limit; the same voter's ballot within the limits
-    is then accepted."""
+    """T04 over HTTP: the cast URL refuses the ballot with a message naming the question
+    and its limit (400), logs the refusal (T47) and writes nothing; the voting step names
+    the limit; the same voter's ballot within the limits is then accepted."""
     from ballots import services
 
+    caplog.set_level(logging.INFO, logger="yishi.security")
     round_ = live_round(make_round, trees_and_benches())
     client = login_as(estate.voters[0])
     token = csrf_token(client, f"/r/{round_.id}/vote")
@@ -261,8 +273,10 @@ def test_an_over_limit_ballot_posted_to_cast_gets_400_and_writes_nothing(
     )
 
     assert response.status_code == 400
-    assert INVALID_BALLOT in text(response)
+    assert OVER_LIMIT_MESSAGE % over_limit(answers) in text(response)
     assert row_counts() == before
+    refusals = [r.getMessage() for r in caplog.records if "ballot_refused" in r.getMessage()]
+    assert len(refusals) == 1 and '"reason": "invalid ballot"' in refusals[0], refusals
     over = next(name for name in ("a_q1", "a_q2") if len(answers[name]) > LIMITS[name[2:]])
     step = {"a_q1": 0, "a_q2": 1}[over]
     page = client.post(
@@ -317,7 +331,7 @@ def test_an_over_limit_paper_ballot_is_refused_and_writes_nothing(db, estate, ma
     )
 
     assert response.status_code == 400
-    assert INVALID_BALLOT in text(response)
+    assert OVER_LIMIT_MESSAGE % over_limit(OVER_LIMIT["three trees"]) in text(response)
     assert row_counts() == before
     assert ballots_of(round_.id, voter_id) == []
 
