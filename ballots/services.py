@@ -609,6 +609,27 @@ def _lock(round_id: int) -> Round:
     return found
 
 
+_RT = Round.__table__
+# What can change while a round is open; the rest is fixed when it opens.
+_LOCKED_STATE = (
+    select(_RT.c.status, _RT.c.closes_at, _RT.c.head_n, _RT.c.head_hash)
+    .where(_RT.c.id == bindparam("round_id"))
+    .with_for_update()
+)
+
+
+def _lock_open(round_: Round) -> Round:
+    """`_lock` for a round read in this request while it was open: only the columns that
+    can change while it is open are read again under the lock."""
+    begin_writing()
+    row = db.session.connection().execute(_LOCKED_STATE, {"round_id": round_.id}).first()
+    if row is None:
+        raise NotFound()
+    for column in ("status", "closes_at", "head_n", "head_hash"):
+        set_committed_value(round_, column, getattr(row, column))
+    return round_
+
+
 _WRITE_HEAD = (
     update(Round.__table__)
     .where(Round.__table__.c.id == bindparam("round_id"))
@@ -842,7 +863,7 @@ def _cast(user, round_, answers, nonce, credential, signature, now, membership) 
         # Signed before the lock, so that the lock is held for the writing only; dropped
         # if the voter turns out to hold a custodial key already.
         signed = _new_custodial(round_, nonce, answers)
-    locked = _lock(round_.id)
+    locked = _lock_open(round_)
     if locked.status != RoundStatus.OPEN or now >= locked.closes_at:
         raise RoundClosed()
     # Read under the round's lock: a paper ballot entered meanwhile is seen.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, func, insert, select, text, union_all, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -619,12 +619,14 @@ def _notify_followers(proposal: Proposal, kind: str, exclude: int | None = None)
     notify(recipients, kind, proposal)
 
 
+# Built once: every page's header runs it.
+_UNREAD = select(func.count(Notification.id)).where(
+    Notification.user_id == bindparam("user_id"), Notification.read_at.is_(None)
+)
+
+
 def unread_count(user: User) -> int:
-    return db.session.scalar(
-        select(func.count(Notification.id)).where(
-            Notification.user_id == user.id, Notification.read_at.is_(None)
-        )
-    )
+    return db.session.scalar(_UNREAD, {"user_id": user.id})
 
 
 def notifications_of(user: User, limit: int = 50) -> list[Notification]:

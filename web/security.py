@@ -109,17 +109,24 @@ def register_request_guards(app) -> None:
         if token is not None:
             write_intent.reset(token)
 
+    defaults = [
+        ("Content-Security-Policy", CSP),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+    ]
+
     @app.after_request
     def _headers(response):
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        # What a view did not set itself, in one pass over the headers.
+        present = {key.lower() for key in headers.keys()}  # noqa: SIM118  (a method of Headers)
+        wanted = defaults
         if app.config.get("SESSION_COOKIE_SECURE"):
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+            wanted = [*defaults, ("Strict-Transport-Security", "max-age=31536000")]
+        headers.extend((key, value) for key, value in wanted if key.lower() not in present)
         if g.get("request_id"):
             headers["X-Request-Id"] = g.request_id
         # Pages depend on the session and language: never cache them in shared caches.
