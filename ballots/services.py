@@ -123,6 +123,10 @@ _ROUND_AND_MEMBERSHIP = _ROUND.add_columns(Membership).outerjoin(
 _VOTER = select(Voter).where(
     Voter.round_id == bindparam("round_id"), Voter.slot == bindparam("slot")
 )
+_BALLOT_WITH_NONCE = select(Ballot.id).where(
+    Ballot.round_id == bindparam("round_id"), Ballot.nonce == bindparam("nonce")
+)
+_VOTER_AND_NONCE = _VOTER.add_columns(_BALLOT_WITH_NONCE.scalar_subquery())
 
 
 def get_round(user: User | None, round_id: int) -> Round:
@@ -314,17 +318,36 @@ def voter_of(
     return _place_of(user, membership, round_)
 
 
+def _slot(user: User, membership: Membership, round_: Round) -> str:
+    if round_.electorate == Electorate.HOUSEHOLDS:
+        return f"h:{unit_key(membership.unit)}"
+    return f"u:{user.id}"
+
+
 def _place_of(user: User, membership: Membership, round_: Round, fresh: bool = False) -> Voter:
-    slot = (
-        f"h:{unit_key(membership.unit)}"
-        if round_.electorate == Electorate.HOUSEHOLDS
-        else f"u:{user.id}"
-    )
     voter = db.session.scalar(
         _VOTER,
-        {"round_id": round_.id, "slot": slot},
+        {"round_id": round_.id, "slot": _slot(user, membership, round_)},
         execution_options={"populate_existing": fresh},
     )
+    return _placed(voter, round_)
+
+
+def _place_and_nonce(
+    user: User, membership: Membership, round_: Round, nonce: str
+) -> tuple[Voter, int | None]:
+    """Under the round's lock, in one query: the user's place read afresh (a paper ballot
+    entered meanwhile is seen), and the ballot already cast with `nonce`, if any."""
+    row = db.session.execute(
+        _VOTER_AND_NONCE,
+        {"round_id": round_.id, "slot": _slot(user, membership, round_), "nonce": nonce},
+        execution_options={"populate_existing": True},
+    ).first()
+    voter, earlier_id = row if row is not None else (None, None)
+    return _placed(voter, round_), earlier_id
+
+
+def _placed(voter: Voter | None, round_: Round) -> Voter:
     if voter is None:
         if round_.electorate == Electorate.OWNERS:
             raise NotEligible(
@@ -638,32 +661,40 @@ _WRITE_HEAD = (
 
 
 def _append(
-    round_: Round, entry_type: str, payload: dict, *, write_head: bool = True
+    round_: Round, entry_type: str, payload: dict, *, held: list[dict] | None = None
 ) -> board.Entry:
     """Append to the board of a locked round. The entry and the round's new head are
-    written at once with plain statements (no unit-of-work flush); `write_head=False`
-    leaves the head to the next append of the same transaction."""
+    written at once with plain statements (no unit-of-work flush). With `held`, the entry
+    row is added to that list instead, for `_write_entries` to write with the next ones
+    in one statement."""
     n = round_.head_n + 1
     previous = bytes.fromhex(round_.head_hash) if round_.head_hash else board.GENESIS
     entry = board.next_entry(previous, n, entry_type, payload)
-    # On the session's connection: pending rows are not flushed early by these statements.
-    connection = db.session.connection()
-    connection.execute(
-        _INSERT_ENTRY,
-        {
-            "round_id": round_.id,
-            "n": n,
-            "type": entry_type,
-            "payload": board.canonical(payload).decode("ascii"),
-            "hash": entry.hash,
-        },
-    )
-    if write_head:
-        connection.execute(_WRITE_HEAD, {"round_id": round_.id, "n": n, "hash": entry.hash})
-    # What the database holds now: nothing for the session to flush.
+    row = {
+        "round_id": round_.id,
+        "n": n,
+        "type": entry_type,
+        "payload": board.canonical(payload).decode("ascii"),
+        "hash": entry.hash,
+    }
+    # What the database holds (or will, once the held rows are written): nothing for the
+    # session to flush.
     set_committed_value(round_, "head_n", n)
     set_committed_value(round_, "head_hash", entry.hash)
+    if held is not None:
+        held.append(row)
+    else:
+        _write_entries(round_, [row])
     return entry
+
+
+def _write_entries(round_: Round, rows: list[dict]) -> None:
+    """Write board entries of a locked round, and its head (the last of them)."""
+    # On the session's connection: pending rows are not flushed early by these statements.
+    connection = db.session.connection()
+    connection.execute(_INSERT_ENTRY, rows if len(rows) > 1 else rows[0])
+    last = rows[-1]
+    connection.execute(_WRITE_HEAD, {"round_id": round_.id, "n": last["n"], "hash": last["hash"]})
 
 
 def _seed(round_: Round) -> bytes:
@@ -866,9 +897,8 @@ def _cast(user, round_, answers, nonce, credential, signature, now, membership) 
     locked = _lock_open(round_)
     if locked.status != RoundStatus.OPEN or now >= locked.closes_at:
         raise RoundClosed()
-    # Read under the round's lock: a paper ballot entered meanwhile is seen.
-    voter = _place_of(user, membership, locked, fresh=True)
-    again = _same_nonce(locked, nonce, voter, answers, credential)
+    voter, earlier_id = _place_and_nonce(user, membership, locked, nonce)
+    again = _same_nonce(locked, nonce, voter, answers, credential, earlier_id)
     if again is not None:
         return again
     if voter.channel in (Channel.PAPER, Channel.PROXY):
@@ -885,18 +915,23 @@ def _cast(user, round_, answers, nonce, credential, signature, now, membership) 
     )
 
 
-_BALLOT_WITH_NONCE = select(Ballot.id).where(
-    Ballot.round_id == bindparam("round_id"), Ballot.nonce == bindparam("nonce")
-)
+_NO_BALLOT = object()
 
 
 def _same_nonce(
-    round_: Round, nonce: str, voter: Voter, answers: dict, credential: str | None = None
+    round_: Round,
+    nonce: str,
+    voter: Voter,
+    answers: dict,
+    credential: str | None = None,
+    earlier_id=_NO_BALLOT,
 ) -> Ballot | None:
     """The ballot already cast with this nonce: the same ballot again (a double click, a
     retry) gets the same ballot back; anything else with a used nonce is refused, so new
-    answers are never silently dropped."""
-    earlier_id = db.session.scalar(_BALLOT_WITH_NONCE, {"round_id": round_.id, "nonce": nonce})
+    answers are never silently dropped. `earlier_id`: that ballot's id (or None), if the
+    caller has read it."""
+    if earlier_id is _NO_BALLOT:
+        earlier_id = db.session.scalar(_BALLOT_WITH_NONCE, {"round_id": round_.id, "nonce": nonce})
     if earlier_id is None:
         return None
     earlier = db.session.get(Ballot, earlier_id)
@@ -922,9 +957,12 @@ _INSERT_BALLOT = insert(Ballot.__table__)
 _USED = _l("This ballot or its key was already used. Please start again.")
 
 
-def _register(round_: Round, voter: Voter, key: str, seed: str | None, live) -> Credential:
-    """Append a credential entry for `voter`, revoking the voter's live credential. The
-    row is written at once; the database refuses a key used before (409)."""
+def _register(
+    round_: Round, voter: Voter, key: str, seed: str | None, live, held: list[dict]
+) -> Credential:
+    """Append a credential entry for `voter` (to `held`, written with the ballot's entry),
+    revoking the voter's live credential. The credential's row is written at once; the
+    database refuses a key used before (409)."""
     if live is not None:
         live.revoked = True
         db.session.flush()
@@ -935,7 +973,7 @@ def _register(round_: Round, voter: Voter, key: str, seed: str | None, live) -> 
         writer.credential_payload(
             key, voter.weight, unit, seed is not None, live.public_key if live else None
         ),
-        write_head=False,  # written with the ballot's entry that follows
+        held=held,
     )
     values = {
         "round_id": round_.id,
@@ -1014,11 +1052,12 @@ def _record(
             .values(is_current=False)
             .execution_options(synchronize_session=False)
         )
+    entries: list[dict] = []  # the credential's entry, if any, then the ballot's
     if signed is not None and signed.seed is None:  # the browser's key
         if live is not None and live.public_key == signed.key:
             held = live
         else:
-            held = _register(round_, voter, signed.key, None, live)
+            held = _register(round_, voter, signed.key, None, live, entries)
         body, signature = signed.body, signed.signature
     elif live is not None and live.custodial:  # the server's key, held since the first ballot
         held = live
@@ -1026,12 +1065,13 @@ def _record(
         signature = board.sign(keys.credential_seed(live), "ballot", body)
     else:  # a new key held by the server
         signed = signed or _new_custodial(round_, nonce, answers)
-        held = _register(round_, voter, signed.key, signed.sealed, live)
+        held = _register(round_, voter, signed.key, signed.sealed, live, entries)
         body, signature = signed.body, signed.signature
     payload = writer.ballot_payload(
         body, signature, channel.value, entered_by.display_name if entered_by else None
     )
-    entry = _append(round_, "ballot", payload)
+    entry = _append(round_, "ballot", payload, held=entries)
+    _write_entries(round_, entries)
     digest = board.ballot_hash(payload).hex()
     receipt = writer.receipt(round_.round_hash, entry.n, digest, entry.hash, _seed(round_))
     values = {

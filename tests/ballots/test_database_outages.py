@@ -52,18 +52,18 @@ def test_a_connection_killed_in_the_middle_of_a_cast_is_a_503_and_the_retry_work
     client = login_as(estate.voters[0])
     token = csrf_token(client, f"/r/{round_.id}/vote")
     before = row_counts()
-    original = services._lock
+    original = services._lock_open
     calls = {"n": 0}
 
-    def dying_lock(round_id):
+    def dying_lock(locked_round):
         calls["n"] += 1
         if calls["n"] == 1:  # the server goes away while the cast holds its transaction
             from web.extensions import db as database
 
             database.session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
-        return original(round_id)
+        return original(locked_round)
 
-    monkeypatch.setattr(services, "_lock", dying_lock)
+    monkeypatch.setattr(services, "_lock_open", dying_lock)
     form = {"csrf_token": token, "nonce": "2" * 32, "a_q1": "no"}
     failed = client.post(f"/r/{round_.id}/cast", data=form)
     assert failed.status_code == 503, failed.get_data(as_text=True)[:500]
