@@ -49,7 +49,7 @@ from crypto import board, tally, writer
 from deliberation import services as deliberation
 from deliberation.lifecycle import Status as ProposalStatus
 from deliberation.models import Proposal
-from web.database import attach_persistent, begin_writing, insert_unique
+from web.database import begin_writing, insert_unique, written_row
 from web.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from web.extensions import db
 from web.i18n import LANGUAGES
@@ -985,7 +985,7 @@ def _register(
         "revoked": False,
     }
     new_id = insert_unique(_INSERT_CREDENTIAL, values, Conflict(str(_USED)))
-    return attach_persistent(Credential(id=new_id, **values))
+    return written_row(Credential(id=new_id, **values))
 
 
 @dataclass(frozen=True)
@@ -1091,7 +1091,7 @@ def _record(
         "created_at": now,
     }
     new_id = insert_unique(_INSERT_BALLOT, values, Conflict(str(_USED)))
-    ballot = attach_persistent(Ballot(id=new_id, **values))
+    ballot = written_row(Ballot(id=new_id, **values))
     set_committed_value(ballot, "credential", held)
     db.session.connection().execute(
         _MARK_VOTED,

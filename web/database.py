@@ -128,11 +128,11 @@ def insert_unique(statement, values: dict, conflict: Exception) -> int:
     return result.inserted_primary_key[0]
 
 
-def attach_persistent(row):
-    """Put a row already written with Core into the session as a persistent object,
-    without a query: `row` carries every column, its primary key included."""
+def written_row(row):
+    """A row already written with Core, as a detached object that carries every column
+    (its primary key included), without a query. It is kept out of the session: a
+    rollback then leaves nothing behind under an id the database may hand out again."""
     make_transient_to_detached(row)
-    db.session.add(row)
     return row
 
 

@@ -708,6 +708,44 @@ def test_a_duplicate_the_database_refuses_is_a_409_not_a_500(
     assert row_counts() == before
 
 
+def test_a_cast_that_fails_after_writing_its_credential_leaves_nothing_for_the_next(
+    db, estate, make_round, cast, monkeypatch
+):
+    """A cast that fails after its credential row was written (here: signing the receipt)
+    is rolled back whole; the next casts in the same session, which may be given the same
+    row ids again (SQLite reuses them), are written and counted, and the board verifies."""
+    from ballots import services
+    from crypto import writer
+
+    round_ = make_round()
+    before = row_counts()
+    original = writer.receipt
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the receipt could not be signed")
+
+    monkeypatch.setattr(writer, "receipt", failing)
+    with pytest.raises(RuntimeError) as failed:
+        cast(estate.voters[0], round_, {"q1": ["yes"]})
+    db.session.rollback()
+    assert row_counts() == before
+    # The error's traceback keeps the failed cast's objects alive, as a logged or
+    # reported error does.
+    assert failed.traceback
+    monkeypatch.setattr(writer, "receipt", original)
+
+    first = cast(estate.voters[0], round_, {"q1": ["yes"]})
+    second = cast(estate.voters[1], round_, {"q1": ["no"]})
+    again = cast(estate.voters[0], round_, {"q1": ["abstain"]})
+    assert len({first.id, second.id, again.id}) == 3
+    assert first.credential_id == again.credential_id != second.credential_id
+    assert row_counts()["ballots"] == before["ballots"] + 3
+    assert services.my_receipt(estate.voters[0], round_, again.id).receipt == again.receipt
+    report = board_report(round_.id, [json.loads(b.receipt) for b in (first, second, again)])
+    assert report.ok, report.problems
+    del failed
+
+
 # ---------------------------------------------------------------- T05: the same cast twice
 
 
