@@ -58,6 +58,7 @@ from urllib.parse import urlencode
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from bench import machine_speed
 from bench.close import seed_voters, verify
 from bench.pages import (
     PASSWORD,
@@ -629,6 +630,7 @@ def main(argv: list[str] | None = None) -> dict:
         "worker_class": args.worker_class,
         "threads": args.threads if args.worker_class == "gthread" else 1,
         "cpus": os.cpu_count(),
+        "one_core_verify_per_s": machine_speed(),
         "setup_seconds": round(setup_seconds, 1),
         **figures,
     }
