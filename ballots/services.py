@@ -82,6 +82,10 @@ class RoundClosed(Conflict):
     default_message = _l("Voting in this round has closed. Ballots are no longer accepted.")
 
 
+class BadSignature(InvalidInput):
+    default_message = _l("The ballot's signature did not verify. Please try again.")
+
+
 class CountedOnPaper(Conflict):
     default_message = _l(
         "Your vote in this round was recorded on paper by the owners' committee, so it cannot "
@@ -648,8 +652,8 @@ def _lock_open(round_: Round) -> Round:
     row = db.session.connection().execute(_LOCKED_STATE, {"round_id": round_.id}).first()
     if row is None:
         raise NotFound()
-    for column in ("status", "closes_at", "head_n", "head_hash"):
-        set_committed_value(round_, column, getattr(row, column))
+    for column, value in row._mapping.items():
+        set_committed_value(round_, column, value)
     return round_
 
 
@@ -847,6 +851,7 @@ _REFUSALS = (
     (CountedOnPaper, "counted on paper"),
     (NotEligible, "not eligible"),
     (Conflict, "conflict"),
+    (BadSignature, "bad signature"),
     (InvalidInput, "invalid ballot"),
 )
 
@@ -870,9 +875,7 @@ def cast_ballot(
     try:
         return _cast(user, round_, answers, nonce, credential, signature, now, membership)
     except DomainError as error:
-        reason = getattr(error, "reason", None) or next(
-            (reason for kind, reason in _REFUSALS if isinstance(error, kind)), "refused"
-        )
+        reason = next((reason for kind, reason in _REFUSALS if isinstance(error, kind)), "refused")
         security_event("ballot_refused", round_id=round_.id, reason=reason)
         raise
 
@@ -898,7 +901,7 @@ def _cast(user, round_, answers, nonce, credential, signature, now, membership) 
     if locked.status != RoundStatus.OPEN or now >= locked.closes_at:
         raise RoundClosed()
     voter, earlier_id = _place_and_nonce(user, membership, locked, nonce)
-    again = _same_nonce(locked, nonce, voter, answers, credential, earlier_id)
+    again = _same_nonce(locked, earlier_id, voter, answers, credential)
     if again is not None:
         return again
     if voter.channel in (Channel.PAPER, Channel.PROXY):
@@ -915,23 +918,17 @@ def _cast(user, round_, answers, nonce, credential, signature, now, membership) 
     )
 
 
-_NO_BALLOT = object()
-
-
 def _same_nonce(
     round_: Round,
-    nonce: str,
+    earlier_id: int | None,
     voter: Voter,
     answers: dict,
     credential: str | None = None,
-    earlier_id=_NO_BALLOT,
 ) -> Ballot | None:
-    """The ballot already cast with this nonce: the same ballot again (a double click, a
-    retry) gets the same ballot back; anything else with a used nonce is refused, so new
-    answers are never silently dropped. `earlier_id`: that ballot's id (or None), if the
-    caller has read it."""
-    if earlier_id is _NO_BALLOT:
-        earlier_id = db.session.scalar(_BALLOT_WITH_NONCE, {"round_id": round_.id, "nonce": nonce})
+    """The ballot already cast with the same nonce (`earlier_id`, read under the round's
+    lock, or None): the same ballot again (a double click, a retry) gets the same ballot
+    back; anything else with a used nonce is refused, so new answers are never silently
+    dropped."""
     if earlier_id is None:
         return None
     earlier = db.session.get(Ballot, earlier_id)
@@ -1003,9 +1000,7 @@ class _Signed:
 def _browser_signed(round_: Round, key: str, signature: str, nonce: str, answers) -> _Signed:
     body = writer.ballot_body(round_.round_hash, key, nonce, answers)
     if not board.verify(key, "ballot", body, signature):
-        error = InvalidInput(_("The ballot's signature did not verify. Please try again."))
-        error.reason = "bad signature"
-        raise error
+        raise BadSignature()
     return _Signed(key, body, signature)
 
 
@@ -1155,7 +1150,8 @@ def record_paper_ballot(
     )
     if voter is None:
         raise InvalidInput(_("Please choose a voter from the list."))
-    again = _same_nonce(locked, nonce, voter, answers)
+    earlier_id = db.session.scalar(_BALLOT_WITH_NONCE, {"round_id": locked.id, "nonce": nonce})
+    again = _same_nonce(locked, earlier_id, voter, answers)
     if again is not None:
         return again
     if voter.channel == Channel.ONLINE:

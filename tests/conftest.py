@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,35 @@ def database_template(request, tmp_path_factory):
 
 
 def _empty_postgres(uri: str) -> None:
+    """Empty this worker's database for the next test. A session still open on it belongs
+    to a test that has finished (each worker has a database of its own and runs one test
+    at a time): a pooled connection, or a server or scheduler that is still shutting down.
+    It is ended first, so that TRUNCATE neither waits for it nor deadlocks with it; one
+    that was still running a query is reported as a warning."""
     engine = create_engine(uri)
+    with engine.begin() as conn:
+        busy = (
+            conn.execute(
+                text(
+                    "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state = 'active'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        if busy:
+            warnings.warn(
+                f"{len(busy)} session(s) of an earlier test still running on {uri}: "
+                + "; ".join(query[:80] for query in busy),
+                stacklevel=2,
+            )
     with engine.begin() as conn:
         tables = conn.execute(
             text(

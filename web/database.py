@@ -104,27 +104,30 @@ def read_only():
         write_intent.reset(token)
 
 
-def add_unique(row, conflict: Exception):
-    """Add a row whose uniqueness the database guards: when a concurrent (or earlier)
-    write already holds the value, roll back and raise `conflict` (a 409 for the user)."""
-    db.session.add(row)
+@contextmanager
+def unique_or(conflict: Exception):
+    """Writes whose uniqueness the database guards: when a concurrent (or earlier) write
+    already holds the value, roll back and raise `conflict` (a 409 for the user)."""
     try:
-        db.session.flush()
+        yield
     except IntegrityError as error:
         db.session.rollback()
         raise conflict from error
+
+
+def add_unique(row, conflict: Exception):
+    """Add a row and flush it at once, under `unique_or(conflict)`."""
+    db.session.add(row)
+    with unique_or(conflict):
+        db.session.flush()
     return row
 
 
 def insert_unique(statement, values: dict, conflict: Exception) -> int:
-    """Insert one row with a Core statement (no unit-of-work flush: the ballot path's
-    rows) on the session's connection and return its primary key; when the database
-    refuses it as a duplicate, roll back and raise `conflict` (a 409 for the user)."""
-    try:
+    """Insert one row with a Core statement on the session's connection (no unit-of-work
+    flush: the ballot path's rows), under `unique_or(conflict)`; its primary key."""
+    with unique_or(conflict):
         result = db.session.connection().execute(statement, values)
-    except IntegrityError as error:
-        db.session.rollback()
-        raise conflict from error
     return result.inserted_primary_key[0]
 
 
