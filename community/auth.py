@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
@@ -11,8 +13,9 @@ from community import services
 from community.forms import LoginForm, LogoutForm, RegisterForm
 from community.identity import BadValue, split_contact
 from community.models import User
+from community.services import WrongPassword
 from web.database import read_only
-from web.errors import DomainError, render_error
+from web.errors import DomainError, TooManyAttempts, render_error
 from web.extensions import db, limiter
 from web.forms import render_form, safe_next_url
 from web.logs import security_event
@@ -51,32 +54,53 @@ def _account_key(contact: str) -> str:
     return phone or email
 
 
-def _login_limits_exceeded(contact: str) -> bool:
-    """Failed logins are counted per client address and per account name. Shared storage
-    (Redis) makes the count hold across processes."""
+def _failure_checks(account_key: str) -> list[tuple[str, str, str]]:
+    """Failed password checks are counted per client address and per account: at login
+    (by the typed name) and when a logged-in member confirms with their password (by
+    their own), against the same counters. Shared storage (Redis) makes the count hold
+    across processes."""
+    config = current_app.config
+    checks = [("login-ip", request.remote_addr or "?", config["LOGIN_LIMIT_PER_IP"])]
+    if account_key:
+        checks.append(("login-account", account_key, config["LOGIN_LIMIT_PER_ACCOUNT"]))
+    return checks
+
+
+def _limits_exceeded(account_key: str) -> bool:
     rate = limiter.limiter
-    checks = [("login-ip", request.remote_addr or "?", current_app.config["LOGIN_LIMIT_PER_IP"])]
-    key = _account_key(contact)
-    if key:
-        checks.append(("login-account", key, current_app.config["LOGIN_LIMIT_PER_ACCOUNT"]))
     return any(
         not rate.test(item, scope, value)
-        for scope, value, limits in checks
+        for scope, value, limits in _failure_checks(account_key)
         for item in parse_many(limits)
     )
 
 
-def _count_failed_login(contact: str) -> None:
+def _count_failure(account_key: str) -> None:
     rate = limiter.limiter
-    key = _account_key(contact)
-    for item in parse_many(current_app.config["LOGIN_LIMIT_PER_IP"]):
-        rate.hit(item, "login-ip", request.remote_addr or "?")
-    if key:
-        for item in parse_many(current_app.config["LOGIN_LIMIT_PER_ACCOUNT"]):
-            rate.hit(item, "login-account", key)
+    for scope, value, limits in _failure_checks(account_key):
+        for item in parse_many(limits):
+            rate.hit(item, scope, value)
 
 
-def _start_session(user, remember: bool) -> None:
+@contextmanager
+def password_confirmation(user: User):
+    """Around a service that checks a logged-in member's current password (changing it,
+    deleting the account): refuses with 429 once this account or address has failed too
+    often, and counts a wrong password, so that a stolen session cannot guess it."""
+    enabled = current_app.config["RATELIMIT_ENABLED"]
+    key = _account_key(user.phone or user.email or f"user-{user.id}")
+    if enabled and _limits_exceeded(key):
+        security_event("password_check_limited", user_id=user.id)
+        raise TooManyAttempts()
+    try:
+        yield
+    except WrongPassword:
+        if enabled:
+            _count_failure(key)
+        raise
+
+
+def start_session(user, remember: bool) -> None:
     # A fresh session at login: the old session id and CSRF secret die (fixation).
     language = session.get("language")
     session.clear()
@@ -106,7 +130,7 @@ def register():
             form.form_errors.append(str(error.message))
             return render_form("auth/register.html", form, status=error.status)
         db.session.commit()
-        _start_session(user, remember=False)
+        start_session(user, remember=False)
         flash(
             _(
                 "Welcome, %(name)s! Find your community below and ask to join.",
@@ -127,7 +151,7 @@ def login():
         return redirect(safe_next_url(form.next.data, url_for("community.home")))
     if form.validate_on_submit():
         contact = form.contact.data
-        if current_app.config["RATELIMIT_ENABLED"] and _login_limits_exceeded(contact):
+        if current_app.config["RATELIMIT_ENABLED"] and _limits_exceeded(_account_key(contact)):
             security_event("login_locked_out")
             form.form_errors.append(_("Too many attempts. Please wait a minute and try again."))
             response, _status = render_form("auth/login.html", form, status=429)
@@ -140,13 +164,13 @@ def login():
         except services.LoginFailed as error:
             db.session.rollback()
             if current_app.config["RATELIMIT_ENABLED"]:
-                _count_failed_login(contact)
+                _count_failure(_account_key(contact))
             form.form_errors.append(str(error.message))
             return render_form("auth/login.html", form, status=400)
         user = db.session.get(User, user_id)
         services.record_login(user, form.password.data, cost=cost)
         db.session.commit()
-        _start_session(user, remember=bool(form.remember.data))
+        start_session(user, remember=bool(form.remember.data))
         return redirect(safe_next_url(form.next.data, url_for("community.home")))
     return render_form("auth/login.html", form)
 

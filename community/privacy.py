@@ -45,15 +45,15 @@ from decimal import Decimal
 from enum import StrEnum
 
 from blinker import Namespace
-from flask_babel import gettext as _
 from markupsafe import escape
 from sqlalchemy import String, Table, Text, cast, delete, func, select, update
 
 from community import audit
 from community.models import ERASED_NAME, User, utcnow
+from community.services import WrongPassword
 from crypto import passwords
 from web.database import begin_writing
-from web.errors import InvalidInput, NotFound
+from web.errors import NotFound
 from web.extensions import db
 from web.logs import security_event
 
@@ -442,7 +442,7 @@ def erase_account(
         raise NotFound()
     if not passwords.verify_password(user.password_hash, password or ""):
         security_event("account_deletion_refused", user_id=user.id, reason="wrong password")
-        raise InvalidInput(_("The current password is wrong."))
+        raise WrongPassword()
     begin_writing()
     moment = now or utcnow()
     user_id, phone = user.id, user.phone

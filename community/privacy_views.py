@@ -14,6 +14,7 @@ from wtforms import PasswordField, SubmitField
 from wtforms.validators import DataRequired
 
 from community import privacy
+from community.auth import password_confirmation
 from web.database import reads_first
 from web.errors import DomainError, render_error
 from web.extensions import db
@@ -93,9 +94,10 @@ def delete_account():
     form = DeleteAccountForm()
     if form.validate_on_submit():
         try:
-            privacy.erase_account(
-                _user(), form.password.data, cost=current_app.config["PASSWORD_COST"]
-            )
+            with password_confirmation(_user()):
+                privacy.erase_account(
+                    _user(), form.password.data, cost=current_app.config["PASSWORD_COST"]
+                )
         except DomainError as error:
             return form_error(form, error, "community/delete_account.html")
         db.session.commit()

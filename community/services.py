@@ -55,6 +55,10 @@ class LoginFailed(DomainError):
     default_message = _l("The phone number/email or the password is wrong.")
 
 
+class WrongPassword(InvalidInput):
+    default_message = _l("The current password is wrong.")
+
+
 class AccountExists(Conflict):
     default_message = _l("An account with this phone number or email already exists.")
 
@@ -170,7 +174,7 @@ def end_all_sessions(user: User) -> None:
 
 def change_password(user: User, current: str, new: str, *, cost: passwords.Cost) -> None:
     if not passwords.verify_password(user.password_hash, current):
-        raise InvalidInput(_("The current password is wrong."))
+        raise WrongPassword()
     problem = _password_problem(new)
     if problem:
         raise InvalidInput(problem)

@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from community import services
+from community.auth import password_confirmation, start_session
 from community.forms import (
     KIND_LABELS,
     ROLE_LABELS,
@@ -382,19 +383,22 @@ def change_password():
     password_form = PasswordForm(prefix="pw")
     if password_form.validate_on_submit():
         try:
-            services.change_password(
-                user,
-                password_form.current.data,
-                password_form.new.data,
-                cost=current_app.config["PASSWORD_COST"],
-            )
+            with password_confirmation(user):
+                services.change_password(
+                    user,
+                    password_form.current.data,
+                    password_form.new.data,
+                    cost=current_app.config["PASSWORD_COST"],
+                )
         except DomainError as error:
             password_form.form_errors.append(str(error.message))
+            body, status = render_form(
+                "community/profile.html", form, status=error.status, password_form=password_form
+            )
+            return body, status, error.headers
         else:
             db.session.commit()
-            from community.auth import _start_session
-
-            _start_session(user, remember=False)
+            start_session(user, remember=False)
             flash(_("Password changed. Other devices have been logged out."), "success")
             return redirect(url_for("community.profile"))
     return render_form("community/profile.html", form, status=400, password_form=password_form)

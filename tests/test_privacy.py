@@ -316,6 +316,21 @@ def test_a_wrong_password_deletes_nothing(app, db, story):
     assert client.get("/profile").status_code == 200  # still logged in
 
 
+def test_guessing_the_password_on_the_deletion_page_is_limited(app, db, story):
+    client = english_login(app, story["her"])
+    before = snapshot(db)
+    for _ in range(5):
+        assert delete_account(client, "a guess").status_code == 400
+
+    locked = delete_account(client)  # the right password, too late
+
+    assert locked.status_code == 429
+    assert locked.headers["Retry-After"] == "60"
+    assert "Too many attempts. Please wait a minute and try again." in locked.get_data(as_text=True)
+    assert snapshot(db) == before
+    assert client.get("/profile").status_code == 200
+
+
 def test_deletion_leaves_no_personal_data_in_any_table(app, db, story):
     """The issue's check: after the deletion no text column of any table holds her name
     (either of them), phone or email, while her neighbour's data is all still there."""

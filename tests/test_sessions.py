@@ -17,6 +17,7 @@ from werkzeug.http import parse_date
 
 from community import services
 from community.models import Membership, RollEntry, User, utcnow
+from crypto.passwords import verify_password
 from tests.conftest import PASSWORD, EnglishClient, csrf_token, login, post_form
 
 SESSION = "yishi_session"
@@ -180,6 +181,27 @@ def test_a_wrong_current_password_changes_nothing(db, make_user, login_as):
     assert db.session.get(User, user.id).session_version == version
     assert is_logged_in(laptop)
     assert is_logged_in(phone)
+
+
+def test_guessing_the_current_password_from_a_session_is_limited(db, make_user, login_as):
+    """T21 for a logged-in session: the current-password check counts as a failed login,
+    so a stolen cookie cannot be used to guess the password, however fast it asks."""
+    user = make_user()
+    laptop = login_as(user)
+    for _ in range(5):
+        assert change_password(laptop, "a guess", "a brand new passphrase").status_code == 400
+
+    locked = change_password(laptop, PASSWORD, "a brand new passphrase")
+
+    assert locked.status_code == 429
+    assert locked.headers["Retry-After"] == "60"
+    assert "Too many attempts. Please wait a minute and try again." in text_of(locked)
+    db.session.expire_all()
+    assert verify_password(db.session.get(User, user.id).password_hash, PASSWORD)  # unchanged
+    assert is_logged_in(laptop)  # the limit logs nobody out
+    # The same counter guards the login form: the guesses count there too.
+    attempt = {"contact": user.phone, "password": PASSWORD}
+    assert post_form(laptop.application.test_client(), "/auth/login", attempt).status_code == 429
 
 
 def test_a_deactivated_members_cookie_is_dead(app, db, make_user, login_as):

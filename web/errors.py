@@ -18,6 +18,7 @@ from web.logs import security_event
 class DomainError(Exception):
     status = 400
     default_message = lazy_gettext("This request could not be completed.")
+    headers: dict[str, str] = {}  # sent with the error's page (Retry-After, say)
 
     def __init__(self, message=None):
         self.message = message if message is not None else self.default_message
@@ -42,6 +43,12 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status = 409
     default_message = lazy_gettext("This was changed by someone else in the meantime.")
+
+
+class TooManyAttempts(DomainError):
+    status = 429
+    default_message = lazy_gettext("Too many attempts. Please wait a minute and try again.")
+    headers = {"Retry-After": "60"}
 
 
 TITLES = {
@@ -100,7 +107,7 @@ def register_error_handlers(app) -> None:
         db.session.rollback()
         if error.status == 403:
             security_event("denied", path=request.path, reason=str(error.message))
-        return render_error(error.status, error.message)
+        return render_error(error.status, error.message, error.headers)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):

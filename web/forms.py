@@ -21,7 +21,8 @@ def render_form(template: str, form, status: int | None = None, **context):
 def form_error(form, error, template: str, **context):
     """Show a form again with a domain error's message, with the error's 4xx status."""
     form.form_errors.append(str(error.message))
-    return render_form(template, form, status=error.status, **context)
+    body, status = render_form(template, form, status=error.status, **context)
+    return body, status, error.headers
 
 
 def options(pairs) -> list[SelectChoice]:
