@@ -1,7 +1,8 @@
 """The feedback loop after a vote (issue 4), through the services: the decision a round
 hands over, the committee's plan, progress updates and their statuses, who may report
 and who may rate, the ratings, and the sweeps that remind, mark stale work and send the
-monthly digest. The clock is passed in as `now=`.
+monthly digest. The clock is passed in as `now=`, except in the last test, which runs the
+scheduled jobs themselves with the clock moved.
 
 The helpers at the top (`voting_proposal`, `decided`, `update`) are also used by
 tests/deliberation/test_accountability.py."""
@@ -15,6 +16,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+import time_machine
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -35,6 +37,7 @@ from deliberation.models import (
 )
 from web.errors import Conflict, InvalidInput, PermissionDenied
 from web.extensions import db
+from web.scheduler import run_all_due
 
 # The services' messages, read here in English, as an English-speaking member's request
 # would (outside a request they are in the default language, Chinese).
@@ -918,3 +921,37 @@ def test_no_digest_for_a_month_before_the_communitys_first_decision(compound):
     assert work.send_monthly_digests(FEBRUARY + timedelta(days=1)) == 0
     db.session.commit()
     assert notified("monthly_digest") == []
+
+
+# ---------------------------------------------------------------- the same sweeps, as scheduled
+
+
+def test_the_scheduled_jobs_remind_mark_stale_and_send_the_digest_as_time_passes(
+    app, compound, lamp
+):
+    """The jobs the scheduler runs (deliberation/jobs.py, all sweeps in one pass, each in its
+    own transaction), with the clock moved by time-machine instead of passed in."""
+    update(compound.responsible, lamp, "in_progress", 20, now=T + timedelta(days=1))
+    stale_from = T + timedelta(days=31)  # 30 days after that last report
+    end_of_march = datetime(2027, 3, 31, 16, 30, tzinfo=UTC)  # 00:30 on 1 April in Shanghai
+    jobs = ("remind_overdue_milestones", "mark_stale_implementations", "monthly_digests")
+
+    def at(moment):
+        with time_machine.travel(moment, tick=False):
+            changed = run_all_due(app)
+        return tuple(changed[job] for job in jobs)
+
+    assert at(SHANGHAI_MIDNIGHT - timedelta(minutes=1)) == (0, 0, 0)
+    assert at(SHANGHAI_MIDNIGHT) == (1, 0, 0)  # "Buy the lamp" is overdue
+    assert at(SHANGHAI_MIDNIGHT + timedelta(hours=1)) == (0, 0, 0)
+    assert at(end_of_march) == (1, 0, 1)  # "Fit the lamp" too; March's digest
+    assert at(stale_from - timedelta(minutes=1)) == (0, 0, 0)
+    assert at(stale_from) == (0, 1, 0)
+    assert at(stale_from + timedelta(days=1)) == (0, 0, 0)
+
+    db.session.expire_all()
+    assert [n.subject for n in notified("milestone_overdue")] == ["Buy the lamp", "Fit the lamp"]
+    assert [n.user_id for n in notified("implementation_stale")] == [compound.responsible.id]
+    assert fresh(lamp).stale_since == stale_from
+    [digest] = db.session.scalars(select(MonthlyDigest)).all()
+    assert (digest.community_id, digest.month) == (compound.community.id, "2027-03")
