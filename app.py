@@ -15,7 +15,14 @@ from crypto import passwords
 from web import database
 from web.errors import register_error_handlers
 from web.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
-from web.i18n import HTML_LANG, LANGUAGES, large_text_enabled, local_time, select_locale
+from web.i18n import (
+    HTML_LANG,
+    LANGUAGES,
+    install_template_gettext,
+    large_text_enabled,
+    local_time,
+    select_locale,
+)
 from web.logs import configure_logging, register_request_log
 from web.metrics import health, register_metrics
 from web.security import register_request_guards
@@ -138,6 +145,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_request_guards(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
+    install_template_gettext(app)
     htmx.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
