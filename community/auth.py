@@ -17,7 +17,7 @@ from community.services import WrongPassword
 from web.database import read_only
 from web.errors import DomainError, TooManyAttempts, render_error
 from web.extensions import db, limiter
-from web.forms import render_form, safe_next_url
+from web.forms import form_error, render_form, safe_next_url
 from web.logs import security_event
 
 auth_blueprint = Blueprint("auth", __name__, url_prefix="/auth")
@@ -67,6 +67,8 @@ def _failure_checks(account_key: str) -> list[tuple[str, str, str]]:
 
 
 def _limits_exceeded(account_key: str) -> bool:
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return False
     rate = limiter.limiter
     return any(
         not rate.test(item, scope, value)
@@ -76,6 +78,8 @@ def _limits_exceeded(account_key: str) -> bool:
 
 
 def _count_failure(account_key: str) -> None:
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return
     rate = limiter.limiter
     for scope, value, limits in _failure_checks(account_key):
         for item in parse_many(limits):
@@ -87,16 +91,14 @@ def password_confirmation(user: User):
     """Around a service that checks a logged-in member's current password (changing it,
     deleting the account): refuses with 429 once this account or address has failed too
     often, and counts a wrong password, so that a stolen session cannot guess it."""
-    enabled = current_app.config["RATELIMIT_ENABLED"]
     key = _account_key(user.phone or user.email or f"user-{user.id}")
-    if enabled and _limits_exceeded(key):
+    if _limits_exceeded(key):
         security_event("password_check_limited", user_id=user.id)
         raise TooManyAttempts()
     try:
         yield
     except WrongPassword:
-        if enabled:
-            _count_failure(key)
+        _count_failure(key)
         raise
 
 
@@ -151,11 +153,9 @@ def login():
         return redirect(safe_next_url(form.next.data, url_for("community.home")))
     if form.validate_on_submit():
         contact = form.contact.data
-        if current_app.config["RATELIMIT_ENABLED"] and _limits_exceeded(_account_key(contact)):
+        if _limits_exceeded(_account_key(contact)):
             security_event("login_locked_out")
-            form.form_errors.append(_("Too many attempts. Please wait a minute and try again."))
-            response, _status = render_form("auth/login.html", form, status=429)
-            return response, 429, {"Retry-After": "60"}
+            return form_error(form, TooManyAttempts(), "auth/login.html")
         cost = current_app.config["PASSWORD_COST"]
         try:
             with read_only():
@@ -163,8 +163,7 @@ def login():
                 db.session.rollback()  # end the read before taking the write lock
         except services.LoginFailed as error:
             db.session.rollback()
-            if current_app.config["RATELIMIT_ENABLED"]:
-                _count_failure(_account_key(contact))
+            _count_failure(_account_key(contact))
             form.form_errors.append(str(error.message))
             return render_form("auth/login.html", form, status=400)
         user = db.session.get(User, user_id)

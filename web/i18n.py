@@ -55,7 +55,7 @@ def _translations():
     and a page with a long discussion translates several hundred strings. Its state for
     the context lives in `g._flask_babel`; `babel_locale` is set once the locale has been
     resolved, and replaced inside `force_locale`, so the cache is keyed on it."""
-    state = g.get("_flask_babel")
+    state = g.get("_flask_babel") if g else None  # no context: Flask-Babel's default
     locale = getattr(state, "babel_locale", None)
     if locale is None:
         return get_translations()
