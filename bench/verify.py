@@ -4,7 +4,8 @@
 round of a large owners' electorate — by default 200,000 ballots: 180,000 credentials
 (90 % of the ballots), each of whom votes once, and 20,000 re-votes of voters drawn at
 random; two questions (yes/no/abstain decided by the art. 278 double majority with random
-private areas, and an approval question) — writes it to a temporary file, then times
+private areas, and an approval question) — writes it to a temporary file in the form the
+server's board download has (compact JSON, payloads in canonical key order), then times
 `python -m crypto.verify FILE --json` in a subprocess: interpreter start, reading and
 parsing the file, every check and the recount, as a user running the verifier would see it.
 

@@ -13,9 +13,13 @@ parser proves that no value needs the float check, and finds duplicated keys).
 
 PyNaCl, the standard library, crypto.board and crypto.tally only. The checks of single
 entries (canonical encoding, payload and chain hash, Ed25519 signatures, answers) run in
-forked worker processes over ranges of entries — each child inherits the parsed board and
-sends back only the problems it found — while the parent walks the board in order (entry
-order, credentials, revocations, nonces, counting, the recount)."""
+forked worker processes over ranges of entries, each sending back only the problems it
+found, while the parent walks the board in order (entry order, credentials, revocations,
+nonces, counting, the recount). From JSON text the workers are forked before the parse:
+they inherit the text, get the places of the entries as the parse finds them, and check a
+credential or online ballot entry in the server's compact form on its text (which is then
+its payload's canonical encoding, matched by one regular expression); any other entry
+they parse and check in full. From a parsed board they inherit the parsed entries."""
 
 from __future__ import annotations
 
@@ -27,7 +31,9 @@ import multiprocessing
 import os
 import re
 import sys
-from collections.abc import Iterable
+from array import array
+from binascii import unhexlify
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,6 +65,7 @@ METHODS = tallying.METHODS
 RULES = tallying.RULES
 YES_NO_OPTIONS = ("yes", "no", "abstain")
 PARALLEL_FROM = 2000  # entries; smaller boards are checked in-process
+PARALLEL_TEXT = 1_000_000  # characters of JSON: workers are forked only for larger texts
 CHUNKS_PER_WORKER = 24  # small spans: the workers finish together
 MAX_DIGITS = 4000  # longer integers are reported, not converted (Python refuses > 4300)
 
@@ -96,6 +103,7 @@ assert set(PAYLOAD_KEYS) == set(ENTRY_TYPES)  # one payload shape per type of cr
 BALLOT_KEYS = frozenset({"round", "credential", "nonce", "answers"})
 STATEMENT_KEYS = frozenset({"round", "board", "credentials", "counted", "questions"})
 
+BAD_BALLOT_SIGNATURE = "the ballot signature does not verify under its credential key"
 CHAIN_BROKEN = (
     "the chain hash does not match: the entry was changed, or an entry before it was "
     "removed, inserted or moved"
@@ -333,6 +341,50 @@ class _Context:
         self.named: bool = named
         self.checked: bool = checked  # False: parsed from JSON without floats
         self.answers: dict = {}  # cache: answers as tuples -> problem
+        self.encoded_answers: dict = {}  # cache: canonical answers -> problem
+        # The shapes of a well-formed credential and online ballot as canonical JSON, for
+        # the canonical encoding (fast) and for the text of the board (fast_text): an entry
+        # whose payload has one of them passes every check of its shape.
+        shapes = {"credential": _CREDENTIAL_SHAPE.replace("UNIT", _UNIT if named else "null")}
+        if type(round_hex) is str and _is_hex64(round_hex):
+            shapes["ballot"] = _BALLOT_SHAPE.replace("ROUND", round_hex)
+        self.fast = {kind: re.compile(shape.encode("ascii")) for kind, shape in shapes.items()}
+        # A whole entry as the server writes it (keys n, type, payload, hash in this order,
+        # no spaces) with one of these payloads; groups: 1 n, 2 a ballot payload, 3-6 its
+        # ballot, answers, credential and signature, 7 a credential payload, 8 the hash.
+        ballot = shapes.get("ballot", _BALLOT_SHAPE.replace("ROUND", "(?!)"))  # (?!): none
+        self.entry_text = re.compile(
+            r'\{"n":(0|[1-9][0-9]{0,19}),"type":"(?:ballot","payload":('
+            + ballot
+            + r')|credential","payload":('
+            + shapes["credential"]
+            + r')),"hash":"([0-9a-f]{64})"\}'
+        )
+
+
+# Canonical JSON (sorted keys, no whitespace, ASCII) of the payloads that need no check but
+# the answers, the signature and the chain: see _fast_problems and _check_text. A string is
+# matched only in its canonical form (json.dumps with ensure_ascii: printable ASCII as is,
+# short escapes for " \\ \b \f \n \r \t, \\u00XX for other controls and DEL, lower-case
+# \\uXXXX beyond ASCII), so that the text of a board that matches is the canonical encoding
+# of what it parses to.
+_CHAR = (
+    r'[ !#-\[\]-~]|\\(?:["\\bfnrt]|u(?:00(?:0[0-7bef]|1[0-9a-f]|7f|[89a-f][0-9a-f])'
+    r"|0[1-9a-f][0-9a-f]{2}|[1-9a-f][0-9a-f]{3}))"
+)
+_STRING = f'"(?:{_CHAR})*+"'
+_UNIT = f'"(?:{_CHAR})++"'  # not empty
+_ANSWER_LIST = rf"\[(?:{_STRING}(?:,{_STRING})*+)?\]"
+_ANSWERS = rf"\{{(?:{_STRING}:{_ANSWER_LIST}(?:,{_STRING}:{_ANSWER_LIST})*+)?\}}"
+_BALLOT_SHAPE = (
+    r'\{"ballot":(\{"answers":(' + _ANSWERS + r'),"credential":"([0-9a-f]{64})",'
+    r'"nonce":"[0-9a-f]{32}","round":"ROUND"\}),"channel":"online","entered_by":null,'
+    r'"signature":"([0-9a-f]{128})"\}'
+)
+_CREDENTIAL_SHAPE = (
+    r'\{"custodial":(?:true|false),"key":"[0-9a-f]{64}","revokes":(?:null|"[0-9a-f]{64}"),'
+    r'"unit":UNIT,"weight":(?:0|[1-9][0-9]*+)\}'
+)
 
 
 def _answers_problem(ctx: _Context, answers) -> str | None:
@@ -346,14 +398,18 @@ def _answers_problem(ctx: _Context, answers) -> str | None:
             return ctx.answers[key]
         except (KeyError, TypeError):  # TypeError: unhashable, e.g. a list in a list
             pass
-    try:
-        problem = tallying.ballot_problem(ctx.manifest, answers)
-    except Exception as exc:
-        problem = f"cannot be checked ({exc})"
+    problem = _answers_verdict(ctx, answers)
     if key is not None and len(ctx.answers) < 100_000:
         with contextlib.suppress(TypeError):
             ctx.answers[key] = problem
     return problem
+
+
+def _answers_verdict(ctx: _Context, answers) -> str | None:
+    try:
+        return tallying.ballot_problem(ctx.manifest, answers)
+    except Exception as exc:
+        return f"cannot be checked ({exc})"
 
 
 def _answers_key(answers) -> tuple | None:
@@ -434,7 +490,7 @@ def _check_ballot(payload: dict, ctx: _Context, encoded) -> list[str]:
         else:
             message = signed_message("ballot", body)
         if not _signed_bytes_ok(bytes.fromhex(credential), message, signature):
-            problems.append("the ballot signature does not verify under its credential key")
+            problems.append(BAD_BALLOT_SIGNATURE)
     return problems
 
 
@@ -485,11 +541,20 @@ _CHECKS = {
 }
 
 
-def _check_entry(entries: list, i: int, ctx: _Context) -> list[str]:
-    """Everything about entry i that needs no other entry but its predecessor's hash."""
-    entry = entries[i]
+def _hash_of(entry) -> object:
+    """An entry's stated hash as parsed (any value, or None), for its successor's check."""
+    return entry.get("hash") if type(entry) is dict else None
+
+
+def _check_one(entry, i: int, before, ctx: _Context) -> list[str]:
+    """Everything about entry i that needs no other entry but `before`, its predecessor's
+    stated hash (unused for entry 0)."""
     if type(entry) is not dict:
         return ["the entry is not an object"]
+    if entry.keys() == ENTRY_KEYS:
+        found = _fast_problems(entry, i, before, ctx)
+        if found is not None:
+            return found
     problems = [] if entry.keys() == ENTRY_KEYS else _keys(entry, ENTRY_KEYS, "the entry")
     get = entry.get
     kind, payload, stated, n = get("type"), get("payload"), get("hash"), get("n")
@@ -503,8 +568,7 @@ def _check_entry(entries: list, i: int, ctx: _Context) -> list[str]:
         return [*problems, "the payload is not an object"]
     encoded = None
     try:
-        # Without floats in the parsed JSON the subset check is moot: encode right away.
-        encoded = canonical(payload) if ctx.checked else _encode(payload).encode("ascii")
+        encoded = _encoded(payload, ctx)
     except (EncodingError, ValueError, TypeError) as exc:
         problems.append(f"the payload is outside the canonical JSON subset: {exc}")
     except RecursionError:
@@ -517,38 +581,177 @@ def _check_entry(entries: list, i: int, ctx: _Context) -> list[str]:
             found = check(payload, ctx, encoded)
             if found:
                 problems += found
-        if encoded is not None and stated_ok and type(n) is int and 0 <= n < 2**64:
-            if i == 0:
-                previous = GENESIS
-            else:
-                before = entries[i - 1]
-                before = before.get("hash") if type(before) is dict else None
-                ok = type(before) is str and _is_hex64(before) is not None
-                previous = bytes.fromhex(before) if ok else None  # else reported there
-            if previous is not None:
-                value = chain_hash(previous, n, kind, digest(PERSON_PAYLOAD, encoded))
-                if value.hex() != stated:
-                    problems.append(CHAIN_BROKEN)
+        numbered = type(n) is int and 0 <= n < 2**64
+        if (
+            encoded is not None
+            and stated_ok
+            and numbered
+            and not _chained(i, before, n, kind, encoded, stated)
+        ):
+            problems.append(CHAIN_BROKEN)
     return problems
+
+
+def _encoded(payload: dict, ctx: _Context) -> bytes:
+    # Without floats in the parsed JSON the subset check is moot: encode right away.
+    return canonical(payload) if ctx.checked else _encode(payload).encode("ascii")
+
+
+def _chained(i: int, before, n: int, kind: str, encoded: bytes, stated: str) -> bool:
+    """Whether the stated hash of entry i follows from `before`, its predecessor's (True
+    when the predecessor's own hash is malformed: that is reported at the predecessor)."""
+    if i == 0:
+        previous = GENESIS
+    else:
+        if type(before) is not str or _is_hex64(before) is None:
+            return True
+        previous = bytes.fromhex(before)
+    return chain_hash(previous, n, kind, digest(PERSON_PAYLOAD, encoded)).hex() == stated
+
+
+def _fast_problems(entry: dict, i: int, before, ctx: _Context) -> list[str] | None:
+    """The problems of a credential or online ballot entry whose payload has exactly the
+    expected shape (ctx.fast) — then only the answers, the signature and the chain can be
+    wrong, and one regular expression over the canonical encoding has checked the rest —
+    or None for any other entry, which the full checks take. Both give the same reasons."""
+    kind, payload, stated, n = entry["type"], entry["payload"], entry["hash"], entry["n"]
+    shape = ctx.fast.get(kind) if type(kind) is str else None
+    if (
+        shape is None
+        or type(payload) is not dict
+        or type(stated) is not str
+        or _is_hex64(stated) is None
+        or type(n) is not int
+        or not 0 <= n < 2**64
+    ):
+        return None
+    try:
+        encoded = _encoded(payload, ctx)
+    except (EncodingError, ValueError, TypeError, RecursionError):
+        return None
+    match = shape.fullmatch(encoded)
+    if match is None:
+        return None
+    problems = _ballot_problems(match.groups(), ctx) if kind == "ballot" else []
+    if problems is None:
+        return None
+    if not _chained(i, before, n, kind, encoded, stated):
+        problems.append(CHAIN_BROKEN)
+    return problems
+
+
+def _ballot_problems(groups: tuple, ctx: _Context) -> list[str] | None:
+    """The answers and the signature of a ballot that matched its shape (ctx.fast or
+    ctx.entry_text): `groups` are its ballot, answers, credential and signature. None when
+    its answers, taken from the text of the board, are not in canonical form (their keys
+    out of order, or twice), for the full checks to take."""
+    problems = []
+    body, answers, credential, signature = groups
+    problem = ctx.encoded_answers.get(answers, _UNKNOWN)
+    if problem is _UNKNOWN:
+        value = json.loads(answers)
+        if type(answers) is str and _encode(value) != answers:
+            problem = _NOT_CANONICAL
+        elif ctx.manifest is not None:
+            problem = _answers_verdict(ctx, value)
+        else:
+            problem = None  # reported once, at entry 0
+        if len(ctx.encoded_answers) < 100_000:
+            ctx.encoded_answers[answers] = problem
+    if problem is _NOT_CANONICAL:
+        return None
+    if problem is not None:
+        problems.append(f"answers: {problem}")
+    if type(body) is str:
+        body = body.encode("ascii")
+    try:
+        crypto_sign_open(unhexlify(signature) + _BALLOT_PREFIX + body, unhexlify(credential))
+    except Exception:  # BadSignatureError, or a key that is not a point
+        problems.append(BAD_BALLOT_SIGNATURE)
+    return problems
+
+
+_NOT_CANONICAL = object()
+_UNKNOWN = object()
+
+
+def _guarded(entry, i: int, before, ctx: _Context) -> list[str]:
+    try:
+        return _check_one(entry, i, before, ctx)
+    except Exception as exc:  # never give up on a board because of one entry
+        return [f"cannot be checked: {type(exc).__name__}: {str(exc)[:200]}"]
 
 
 def _check_span(entries: list, ctx: _Context, start: int, stop: int) -> list[tuple[int, str]]:
     found = []
+    before = _hash_of(entries[start - 1]) if start else None
     for i in range(start, stop):
-        try:
-            reasons = _check_entry(entries, i, ctx)
-        except Exception as exc:  # never give up on a board because of one entry
-            reasons = [f"cannot be checked: {type(exc).__name__}: {str(exc)[:200]}"]
-        found.extend((i, reason) for reason in reasons)
+        entry = entries[i]
+        found.extend((i, reason) for reason in _guarded(entry, i, before, ctx))
+        before = _hash_of(entry)
+    return found
+
+
+def _check_text(text: str, first: int, offsets, before, ctx: _Context) -> list[tuple[int, str]]:
+    """The problems _check_span finds in the entries first, first + 1, ..., the JSON text
+    of each being text[offsets[2k]:offsets[2k + 1]]; `before` is the stated hash of entry
+    first - 1. A credential or online ballot entry as the server writes it (ctx.entry_text)
+    is checked on its text: that text is the payload's canonical encoding, nothing needs
+    parsing or encoding again. Any other entry is parsed and given the full checks."""
+    found = []
+    match = ctx.entry_text.fullmatch
+    previous = None  # the bytes of `before`, once known
+    for k in range(0, len(offsets), 2):
+        i = first + k // 2
+        start, end = offsets[k], offsets[k + 1]
+        reasons = None
+        entry = match(text, start, end)
+        if entry is not None and (n := int(entry[1])) < 2**64:
+            if entry.start(2) >= 0:
+                kind, payload = "ballot", entry.span(2)
+                reasons = _ballot_problems(entry.group(3, 4, 5, 6), ctx)
+            else:
+                kind, payload, reasons = "credential", entry.span(7), []
+        if reasons is not None:
+            stated = entry[8]
+            if i == 0:
+                previous = GENESIS
+            elif previous is None and type(before) is str and _is_hex64(before):
+                previous = bytes.fromhex(before)
+            if previous is not None:
+                encoded = text[payload[0] : payload[1]].encode("ascii")
+                value = chain_hash(previous, n, kind, digest(PERSON_PAYLOAD, encoded))
+                if value.hex() != stated:
+                    reasons.append(CHAIN_BROKEN)
+                    value = bytes.fromhex(stated)
+            else:
+                value = bytes.fromhex(stated)
+            before, previous = stated, value
+        else:
+            parsed = None
+            try:
+                parsed = load_json(text[start:end])
+            except Unreadable as exc:  # cannot be: the whole text was parsed
+                reasons = [f"cannot be checked: {exc}"]
+            else:
+                reasons = _guarded(parsed, i, before, ctx)
+            before, previous = _hash_of(parsed), None
+        if reasons:
+            found.extend((i, reason) for reason in reasons)
     return found
 
 
 _FORKED: tuple[list, _Context] | None = None  # what forked workers inherit
+_FORKED_TEXT: str | None = None  # the board's text, for workers forked before the parse
 
 
 def _forked_span(span: tuple[int, int]) -> list[tuple[int, str]]:
     entries, ctx = _FORKED
     return _check_span(entries, ctx, *span)
+
+
+def _forked_text(first: int, offsets, before, ctx: _Context) -> list[tuple[int, str]]:
+    return _check_text(_FORKED_TEXT, first, offsets, before, ctx)
 
 
 class _Done:
@@ -599,10 +802,24 @@ def _spans(entries: list, chunks: int) -> list[tuple[int, int]]:
     return spans
 
 
-def _entry_problems(entries: list, ctx: _Context, workers: int) -> _Done | _Pending:
+def _entry_problems(entries: list, ctx: _Context, workers: int, text=None) -> _Done | _Pending:
     """Start the single-entry checks: in forked worker processes, or done here for one
-    worker or a small board (or where fork does not exist)."""
+    worker or a small board (or where fork does not exist). `text`: a _Text of the board's
+    JSON, its entries' places and its workers when there are (then the checks read the
+    text, and the workers need nothing of the parsed board)."""
     total = len(entries)
+    if text is not None and len(text.offsets) == 2 * total:
+        if not text.late and text.sent == total:  # all handed to the workers already
+            return _Pending(text.pool, text.futures, entries, ctx)
+        if text.pool is None or total < PARALLEL_FROM:
+            return _Done(_check_text(text.text, 0, text.offsets, None, ctx))
+        futures = []
+        for start, stop in _spans(entries, workers * CHUNKS_PER_WORKER):
+            before = _hash_of(entries[start - 1]) if start else None
+            offsets = text.offsets[2 * start : 2 * stop]
+            before = before if type(before) is str else None  # any other: not a hash
+            futures.append(text.pool.submit(_forked_text, start, offsets, before, ctx))
+        return _Pending(text.pool, futures, entries, ctx)
     if (
         workers <= 1
         or total < PARALLEL_FROM
@@ -638,8 +855,9 @@ def _entry_problems(entries: list, ctx: _Context, workers: int) -> _Done | _Pend
 class _Walk:
     """The parent's pass over the board in order, then the counting and the recount."""
 
-    def __init__(self, document: dict, receipts, workers: int, checked: bool) -> None:
+    def __init__(self, document: dict, receipts, workers: int, checked: bool, text=None) -> None:
         self.document = document
+        self.text = text
         self.receipts = receipts
         self.workers = workers
         self.checked = checked
@@ -676,7 +894,7 @@ class _Walk:
             return self.finish()
         self.entries = entries
         ctx = self.setup(entries[0])
-        pending = _entry_problems(entries, ctx, self.workers)
+        pending = _entry_problems(entries, ctx, self.workers, self.text)
         try:
             self.walk(entries, ctx)
             # Meanwhile, count as if the workers found nothing wrong; again if they did.
@@ -1133,12 +1351,16 @@ def verify_board(document, receipts: Iterable = (), workers: int | None = None) 
     return _verify(document, receipts, workers, checked=True)
 
 
-def _verify(document, receipts, workers, checked: bool) -> Report:
-    workers = _default_workers() if workers is None else max(1, int(workers))
+def _workers(workers: int | None) -> int:
+    return _default_workers() if workers is None else max(1, int(workers))
+
+
+def _verify(document, receipts, workers, checked: bool, text=None) -> Report:
+    workers = _workers(workers)
     collecting = gc.isenabled()
     gc.disable()  # a board is a million small objects that never form cycles
     try:
-        walk = _Walk(document, _receipt_pairs(receipts), workers, checked)
+        walk = _Walk(document, _receipt_pairs(receipts), workers, checked, text)
         try:
             return walk.run()
         except Exception as exc:  # a last resort: the board is not valid, no traceback
@@ -1160,6 +1382,30 @@ def load_json(data: bytes | str, parsed: _Parsed | None = None):
     both and objects with a duplicated key (the last value is kept, as Python does).
     Raises Unreadable for anything that is not JSON."""
     parsed = parsed or _Parsed()
+    hooks, on_int = _hooks(parsed)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        try:
+            value = json.loads(data, **hooks)
+        except ValueError as exc:
+            if "integer string conversion" not in str(exc):
+                raise
+            value = json.loads(data, parse_int=on_int, **hooks)
+    except (ValueError, RecursionError, TypeError) as exc:
+        raise Unreadable(f"not JSON: {str(exc)[:200]}") from None
+    finally:
+        if collecting:
+            gc.enable()
+    return value
+
+
+def _decoder(parsed: _Parsed) -> json.JSONDecoder:
+    return json.JSONDecoder(**_hooks(parsed)[0])
+
+
+def _hooks(parsed: _Parsed) -> tuple[dict, Callable]:
+    """The parser's hooks that record in `parsed` what load_json says it records."""
 
     def on_float(text: str) -> float:
         parsed.floats = True
@@ -1177,29 +1423,11 @@ def load_json(data: bytes | str, parsed: _Parsed | None = None):
             return float("inf")
         return int(text)
 
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        try:
-            value = json.loads(
-                data, parse_float=on_float, parse_constant=on_float, object_pairs_hook=on_pairs
-            )
-        except ValueError as exc:
-            if "integer string conversion" not in str(exc):
-                raise
-            value = json.loads(
-                data,
-                parse_float=on_float,
-                parse_constant=on_float,
-                object_pairs_hook=on_pairs,
-                parse_int=on_int,
-            )
-    except (ValueError, RecursionError, TypeError) as exc:
-        raise Unreadable(f"not JSON: {str(exc)[:200]}") from None
-    finally:
-        if collecting:
-            gc.enable()
-    return value
+    return {
+        "parse_float": on_float,
+        "parse_constant": on_float,
+        "object_pairs_hook": on_pairs,
+    }, on_int
 
 
 def _read(path: str) -> bytes:
@@ -1211,16 +1439,163 @@ def _read(path: str) -> bytes:
         raise Unreadable(f"cannot read: {exc.strerror or exc}") from None
 
 
-def verify_json(data: bytes | str, receipts: Iterable = (), workers: int | None = None) -> Report:
+class _Text:
+    """The board's JSON text, where each entry's text lies in it (offsets: start and end of
+    entry 0, of entry 1, ...), and the worker processes forked before it was parsed, to
+    which the scan hands the entries as it goes."""
+
+    def __init__(self, text: str, pool: ProcessPoolExecutor | None, workers: int) -> None:
+        self.text, self.pool = text, pool
+        self.offsets = array("q")
+        self.futures: list = []
+        self.sent = 0  # entries handed to the workers
+        self.ctx: _Context | None = None  # theirs, from entry 0
+        self.late = pool is None  # True: the workers get the entries after the walk's setup
+        self.share = max(1, len(text) // (workers * CHUNKS_PER_WORKER))  # characters
+
+    def send(self, entries: list) -> None:
+        """Hand the entries parsed since the last call to the workers. Their context comes
+        from entry 0 alone (as the walk's setup makes it) and assumes floats may be
+        anywhere, which changes nothing but the speed of the entries that are not in the
+        server's form; where entry 0 gives no round hash, the workers wait for the walk."""
+        if self.late:
+            return
+        start, stop = self.sent, len(entries)
+        if start == stop:
+            return
+        if self.ctx is None:
+            self.ctx = _Walk({}, (), 1, checked=True).setup(entries[0])
+            if self.ctx.round_hex is None:
+                self.late = True
+                return
+        before = _hash_of(entries[start - 1]) if start else None
+        before = before if type(before) is str else None  # any other: not a hash
+        offsets = self.offsets[2 * start : 2 * stop]
+        self.futures.append(self.pool.submit(_forked_text, start, offsets, before, self.ctx))
+        self.sent = stop
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*").match
+
+
+def _scan(text: str, parsed: _Parsed, places: _Text) -> dict | None:
+    """Parse a board document as load_json does, noting where each entry's text lies (into
+    `places`); None for any text that is not an object with one list of entries, or that
+    load_json would parse another way (then load_json takes it, and says what is wrong)."""
+    scan = _decoder(parsed).scan_once
+    document = {}
+    try:
+        i = _WHITESPACE(text, 0).end()
+        if text[i : i + 1] != "{":
+            return None
+        i = _WHITESPACE(text, i + 1).end()
+        while text[i : i + 1] == '"':
+            key, i = scan(text, i)
+            i = _WHITESPACE(text, i).end()
+            if text[i : i + 1] != ":" or key in document:
+                return None
+            i = _WHITESPACE(text, i + 1).end()
+            if key == "entries" and text[i : i + 1] == "[":
+                value, i = _scan_entries(text, i, scan, places)
+            else:
+                value, i = scan(text, i)
+            document[key] = value
+            i = _WHITESPACE(text, i).end()
+            if text[i : i + 1] != ",":
+                break
+            i = _WHITESPACE(text, i + 1).end()
+        if text[i : i + 1] != "}" or _WHITESPACE(text, i + 1).end() != len(text):
+            return None
+    except (ValueError, StopIteration, RecursionError):
+        return None
+    return document if "entries" in document else None
+
+
+def _scan_entries(text: str, i: int, scan, places: _Text) -> tuple[list, int]:
+    entries = []
+    append, place, share = entries.append, places.offsets.append, places.share
+    handed = i  # where the entries handed to the workers end
+    i = _WHITESPACE(text, i + 1).end()
+    if text[i : i + 1] == "]":
+        return entries, i + 1
+    while True:
+        value, end = scan(text, i)
+        append(value)
+        place(i)
+        place(end)
+        if end - handed >= share:
+            places.send(entries)
+            handed = end
+        if text.startswith(",{", end):  # the server's compact form
+            i = end + 1
+            continue
+        i = _WHITESPACE(text, end).end()
+        if text[i : i + 1] == "]":
+            places.send(entries)
+            return entries, i + 1
+        if text[i : i + 1] != ",":
+            raise ValueError("expected , or ]")
+        i = _WHITESPACE(text, i + 1).end()
+
+
+def _start_workers(text: str, workers: int) -> ProcessPoolExecutor | None:
+    """Worker processes forked now, before the board is parsed: they inherit its text and
+    little else, and they never touch (so never copy) the parent's parsed board."""
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    global _FORKED_TEXT
+    _FORKED_TEXT = text
+    pool = None
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        pool.submit(int).result()  # forks every worker
+    except Exception:  # no processes here: a daemonic process, a limit
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return None
+    finally:
+        _FORKED_TEXT = None
+    return pool
+
+
+def _as_text(data: bytes | str) -> str | None:
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode(json.detect_encoding(data), "surrogatepass")
+    except (UnicodeDecodeError, LookupError):
+        return None  # load_json says what is wrong
+
+
+def verify_json(
+    data: bytes | str,
+    receipts: Iterable = (),
+    workers: int | None = None,
+    keep: list | None = None,
+) -> Report:
     """Parse and verify a board given as JSON text; raises Unreadable when it is not JSON.
-    `receipts` as for verify_board."""
-    parsed = _Parsed()
+    `receipts` as for verify_board, `keep` as for verify_file."""
+    workers = _workers(workers)
     collecting = gc.isenabled()
     gc.disable()  # also between parsing and checking: one collection costs a third of a second
+    text = pool = None
     try:
-        document = load_json(data, parsed)
-        report = _verify(document, receipts, workers, checked=parsed.floats)
+        value = _as_text(data)
+        if value is not None:
+            if len(value) >= PARALLEL_TEXT:
+                pool = _start_workers(value, workers)
+            text = _Text(value, pool, workers)
+            parsed = _Parsed()
+            document = _scan(value, parsed, text)
+        if value is None or document is None:
+            text, parsed = None, _Parsed()
+            document = load_json(data, parsed)
+        report = _verify(document, receipts, workers, checked=parsed.floats, text=text)
+        if keep is not None:
+            keep.append(document)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if collecting:
             gc.enable()
     if parsed.duplicates:
@@ -1231,9 +1606,12 @@ def verify_json(data: bytes | str, receipts: Iterable = (), workers: int | None 
     return report
 
 
-def verify_file(path: str, receipts: Iterable[str] = (), workers: int | None = None) -> Report:
+def verify_file(
+    path: str, receipts: Iterable[str] = (), workers: int | None = None, keep: list | None = None
+) -> Report:
     """Read and verify a board file (- for standard input) with receipt files, each holding
-    a receipt or a list of receipts; raises Unreadable."""
+    a receipt or a list of receipts; raises Unreadable. `keep`: a list that is given the
+    parsed board, for a caller that ends the process without freeing it."""
     pairs = []
     for name in receipts:
         try:
@@ -1244,7 +1622,7 @@ def verify_file(path: str, receipts: Iterable[str] = (), workers: int | None = N
             pairs += [(f"{name}[{i}]", item) for i, item in enumerate(value)]
         else:
             pairs.append((name, value))
-    return verify_json(_read(path), pairs, workers)
+    return verify_json(_read(path), pairs, workers, keep)
 
 
 # ---------------------------------------------------------------- the command
@@ -1271,7 +1649,8 @@ def _print_summary(report: Report, out) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, keep: list | None = None) -> int:
+    """The command; `keep` as for verify_file."""
     parser = argparse.ArgumentParser(
         prog="python -m crypto.verify", description="Verify a Yishi ballot board."
     )
@@ -1286,7 +1665,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
     try:
-        report = verify_file(args.board, args.receipt, args.workers)
+        report = verify_file(args.board, args.receipt, args.workers, keep)
     except Unreadable as exc:
         text = str(exc)
         where = text if text.startswith("receipt ") else f"board: {text}"
@@ -1313,4 +1692,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The parsed board is a million objects: freeing them one by one takes a second that
+    # the operating system saves by taking the memory back at once.
+    kept: list = []
+    status = main(keep=kept)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(status)

@@ -18,6 +18,7 @@ signs many values)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
@@ -231,6 +232,9 @@ class RoundWriter:
             encoded = canonical(payload)
         n = len(self.entries)
         value = chain_hash(self._previous, n, entry_type, digest(PERSON_PAYLOAD, encoded))
+        # The payload as the server serves it: parsed from its stored canonical JSON, so
+        # that its keys are in canonical (sorted) order in the board document too.
+        payload = json.loads(encoded)
         entry = {"n": n, "type": entry_type, "payload": payload, "hash": value.hex()}
         self.entries.append(entry)
         self._previous = value

@@ -18,7 +18,9 @@ def _step(client, round_id, data):
     return client.post(f"/r/{round_id}/vote", data=data)
 
 
-def test_resident_votes_step_by_step_and_gets_a_receipt(db, estate, make_round, login_as):
+def test_resident_votes_step_by_step_and_gets_a_receipt(
+    db, estate, make_round, login_as, monkeypatch
+):
     from ballots.services import QuestionDraft
 
     round_ = make_round(
@@ -78,8 +80,26 @@ def test_resident_votes_step_by_step_and_gets_a_receipt(db, estate, make_round, 
         assert "Preliminary result" in page
         assert client.get(f"/r/{round_.id}/results.csv").status_code == 200
         assert client.get(f"/r/{round_.id}/results.json").status_code == 200
-        assert client.get(f"/r/{round_.id}/board.json").status_code == 200
+        download = client.get(f"/r/{round_.id}/board.json")
+        assert download.status_code == 200
         assert client.get(f"/r/{round_.id}/notice").status_code == 200
+    _verified_on_its_text(download.get_data(), monkeypatch)
+
+
+def _verified_on_its_text(data: bytes, monkeypatch) -> None:
+    """The board download is in the form the verifier checks on its text: only the entries
+    that are neither credentials nor online ballots are parsed again."""
+    import json
+
+    from tests.crypto.text_checks import checked_in_full
+
+    report, again = checked_in_full(data, monkeypatch)
+    assert report.ok, report.problems
+    entries = json.loads(data)["entries"]
+    assert {e["type"] for e in entries} >= {"credential", "ballot"}
+    assert sorted(again) == sorted(
+        e["type"] for e in entries if e["type"] not in ("credential", "ballot")
+    )
 
 
 def test_committee_creates_a_round_through_the_form(db, estate, login_as):

@@ -41,6 +41,7 @@ from crypto.board import (
 )
 from crypto.verify import Report, Unreadable, verify_board, verify_json
 from crypto.writer import RoundWriter
+from tests.crypto.text_checks import checked_in_full
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUND_SEED = bytes(range(32))
@@ -443,7 +444,7 @@ def test_a_changed_tally_number_is_caught_even_when_signed_again():
     assert_reported(report, result, 'question "lift": counts is', "recount gives")
     report = check(rechain(doc))
     assert report.at(result) == [
-        'question "lift": counts is {"yes": 4, "no": 3, "abstain": 1} but the recount gives '
+        'question "lift": counts is {"abstain": 1, "no": 3, "yes": 4} but the recount gives '
         '{"yes": 4, "no": 0, "abstain": 1}'
     ]
     assert [p.position for p in report.problems] == [result]
@@ -848,6 +849,146 @@ def test_fuzz_replaced_or_removed_values_are_reported_not_raised(data):
     assert report.ok == unchanged, (path, report.problems)
 
 
+# ---------------------------------------------------------------- the text of the board
+
+# verify_json checks the credential and online ballot entries of a board in the server's
+# compact form on their text (its payload text is the canonical encoding), without parsing
+# them again; every other entry is parsed and checked in full. Both must say the same.
+
+
+def _compact(document) -> bytes:
+    return json.dumps(document, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+def _same_reports(text: Report, parsed: Report) -> None:
+    assert text.problems == parsed.problems
+    assert text.summary == parsed.summary
+    assert text.ok == parsed.ok
+
+
+def test_the_server_form_is_checked_on_its_text(monkeypatch):
+    """Of the untouched board only the entries of other shapes (setup, open, the paper
+    ballot, close, result, final) are parsed again by the entry checks."""
+    r = the_round()
+    report, fully = checked_in_full(_compact(r.board), monkeypatch)
+    assert report.ok, report.problems
+    others = [
+        e["type"]
+        for e in r.board["entries"]
+        if e["type"] not in ("credential", "ballot") or e["payload"].get("channel") == "paper"
+    ]
+    assert fully == others and "ballot" in others  # the paper ballot
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_the_text_checks_say_what_the_parsed_checks_say(data):
+    """Any value replaced by any JSON value, or any key removed, in the server's form: the
+    same problems (entry by entry, in the same words) and the same summary."""
+    r = the_round()
+    paths = [p for p in _paths(r.board) if p]
+    doc = copy.deepcopy(r.board)
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(paths))
+        try:
+            if data.draw(st.booleans()):
+                _set(doc, path, data.draw(JSON_VALUES))
+            else:
+                del _get(doc, path[:-1])[path[-1]]
+        except (KeyError, IndexError, TypeError):  # gone with an earlier change
+            continue
+    data = _compact(doc)  # a float as NaN, Infinity or 1.5: parsed as a float, reported
+    text = verify_json(data, list(r.receipts.items()), workers=1)
+    parsed = verify_board(verifier.load_json(data), list(r.receipts.items()), workers=1)
+    _same_reports(text, parsed)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_a_changed_character_in_the_server_form_is_judged_alike(data):
+    """A character of an entry changed (quotes, escapes, digits, braces included): the
+    text checks agree with the parsed checks whenever the result is still JSON."""
+    text = board_bytes().decode()
+    start = text.index('"entries":[') + 11
+    position = data.draw(st.integers(start, len(text) - 200))
+    char = data.draw(st.sampled_from('0123456789abcdefABCDEF"\\{}[],:u nt'))
+    changed = text[:position] + char + text[position + 1 :]
+    try:
+        document = verifier.load_json(changed)
+    except Unreadable:
+        return
+    _same_reports(verify_json(changed, workers=1), verify_board(document, workers=1))
+
+
+def test_answers_out_of_canonical_order_in_the_text_are_the_same_answers():
+    """Answer keys in another order (or one twice) in a ballot's text: the parsed ballot is
+    what its voter signed, or what the last key says, whatever the text's order."""
+    r = the_round()
+    at = r.at("carol")
+    entry = r.board["entries"][at]
+    answers = entry["payload"]["ballot"]["answers"]
+    text = board_bytes().decode()
+    canonical_answers = json.dumps(answers, sort_keys=True, separators=(",", ":"))
+    assert text.count(canonical_answers) >= 1
+    place = text.index(canonical_answers, text.index(entry["hash"]) - 2000)
+    reversed_answers = json.dumps(dict(reversed(sorted(answers.items()))), separators=(",", ":"))
+    assert reversed_answers != canonical_answers
+    changed = text[:place] + reversed_answers + text[place + len(canonical_answers) :]
+    report = verify_json(changed, workers=1)
+    assert report.ok, report.problems
+    _same_reports(report, verify_board(json.loads(changed), workers=1))
+    twice = canonical_answers[:-1] + ',"lift":["no"]}'
+    changed = text[:place] + twice + text[place + len(canonical_answers) :]
+    report = verify_json(changed, workers=1)
+    assert_reported(report, "board", "same key twice")
+    assert_reported(report, at, "signature does not verify")
+    parsed = verify_board(json.loads(changed), workers=1)
+    assert [p for p in report.problems if p.position != "board"] == parsed.problems
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text())
+def test_every_string_is_matched_in_its_canonical_form(value):
+    import re
+
+    assert re.fullmatch(verifier._STRING, json.dumps(value))
+
+
+_PIECES = st.sampled_from(
+    [
+        "a",
+        " ",
+        "~",
+        "\\u0041",
+        "\\u00e9",
+        "\\u00E9",
+        "\\u000a",
+        "\\n",
+        "\\u001f",
+        "\\u007f",
+        "\\ud800",
+        "\\udc00",
+        '\\"',
+        "\\\\",
+        "\\/",
+        "\\b",
+        "\\u0008",
+        "\\u4e2d",
+        "\\uffff",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(_PIECES, max_size=6))
+def test_a_string_matched_as_canonical_is_its_own_canonical_encoding(pieces):
+    import re
+
+    raw = '"' + "".join(pieces) + '"'
+    if re.fullmatch(verifier._STRING, raw):
+        assert json.dumps(json.loads(raw)) == raw
+
+
 # ---------------------------------------------------------------- the command line
 
 
@@ -964,6 +1105,41 @@ def test_worker_processes_give_the_same_report(monkeypatch):
     assert not one.ok
     assert one.problems == two.problems
     assert {p.position for p in one.problems} >= {10, 3000, len(entries) - 3}
+
+
+def test_workers_forked_before_the_parse_give_the_same_report(monkeypatch):
+    """verify_json forks its workers before it parses and hands them the entries' text as
+    the parse goes; they find what the parsed checks find, wherever it is. Where entry 0
+    gives no round hash, they get the entries after the walk's setup instead."""
+    started = []
+    real = verifier._start_workers
+
+    def spy(text, workers):
+        pool = real(text, workers)
+        started.append(pool is not None)
+        return pool
+
+    monkeypatch.setattr(verifier, "_start_workers", spy)
+    w = large_round()
+    doc = copy.deepcopy(w.board())
+    data = _compact(doc)
+    assert len(data) > verifier.PARALLEL_TEXT
+    two = verify_json(data, workers=2)
+    assert started == [True]
+    assert two.ok, two.problems[:3]
+    _same_reports(two, verify_board(doc, workers=1))
+    entries = doc["entries"]
+    entries[10]["payload"]["weight"] += 1
+    entries[3000]["payload"]["ballot"]["answers"]["lift"] = ["maybe"]
+    entries[4000]["payload"]["ballot"]["nonce"] = "zz"
+    entries[-3]["payload"]["signature"] = "00" * 64
+    two = verify_json(_compact(doc), workers=2)
+    _same_reports(two, verify_board(doc, workers=1))
+    assert {p.position for p in two.problems} >= {10, 3000, 4000, len(entries) - 3}
+    entries[0]["payload"]["manifest"] = "gone"  # no round hash from entry 0: the late path
+    two = verify_json(_compact(doc), workers=2)
+    assert not two.ok
+    _same_reports(two, verify_board(doc, workers=1))
 
 
 def test_small_boards_are_checked_in_process(monkeypatch):
