@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_sign_open
@@ -103,6 +104,7 @@ assert set(PAYLOAD_KEYS) == set(ENTRY_TYPES)  # one payload shape per type of cr
 BALLOT_KEYS = frozenset({"round", "credential", "nonce", "answers"})
 STATEMENT_KEYS = frozenset({"round", "board", "credentials", "counted", "questions"})
 
+DUPLICATED_KEYS = "an object has the same key twice (JSON parsers disagree on it)"
 BAD_BALLOT_SIGNATURE = "the ballot signature does not verify under its credential key"
 CHAIN_BROKEN = (
     "the chain hash does not match: the entry was changed, or an entry before it was "
@@ -692,15 +694,18 @@ def _check_span(entries: list, ctx: _Context, start: int, stop: int) -> list[tup
     return found
 
 
-def _check_text(text: str, first: int, offsets, before, ctx: _Context) -> list[tuple[int, str]]:
+def _check_text(text: str, first: int, offsets, before, ctx: _Context) -> list[tuple]:
     """The problems _check_span finds in the entries first, first + 1, ..., the JSON text
     of each being text[offsets[2k]:offsets[2k + 1]]; `before` is the stated hash of entry
     first - 1. A credential or online ballot entry as the server writes it (ctx.entry_text)
     is checked on its text: that text is the payload's canonical encoding, nothing needs
-    parsing or encoding again. Any other entry is parsed and given the full checks."""
+    parsing or encoding again. Any other entry is parsed and given the full checks, and
+    the problem ("board", DUPLICATED_KEYS) is found once if one has an object with the
+    same key twice: the scan of the entries does not look for that (_scan)."""
     found = []
     match = ctx.entry_text.fullmatch
     previous = None  # the bytes of `before`, once known
+    duplicated = False
     for k in range(0, len(offsets), 2):
         i = first + k // 2
         start, end = offsets[k], offsets[k + 1]
@@ -728,13 +733,16 @@ def _check_text(text: str, first: int, offsets, before, ctx: _Context) -> list[t
                 value = bytes.fromhex(stated)
             before, previous = stated, value
         else:
-            parsed = None
+            parsed, flags = None, _Parsed()
             try:
-                parsed = load_json(text[start:end])
+                parsed = load_json(text[start:end], flags)
             except Unreadable as exc:  # cannot be: the whole text was parsed
                 reasons = [f"cannot be checked: {exc}"]
             else:
                 reasons = _guarded(parsed, i, before, ctx)
+            if flags.duplicates and not duplicated:
+                found.append(("board", DUPLICATED_KEYS))  # the scan did not look for them
+                duplicated = True
             before, previous = _hash_of(parsed), None
         if reasons:
             found.extend((i, reason) for reason in reasons)
@@ -768,8 +776,8 @@ class _Done:
 class _Pending:
     """The workers' problems, to be waited for; close() ends the workers in any case."""
 
-    def __init__(self, pool: ProcessPoolExecutor, futures: list, entries, ctx) -> None:
-        self.pool, self.futures, self.entries, self.ctx = pool, futures, entries, ctx
+    def __init__(self, pool: ProcessPoolExecutor, futures: list, redo: Callable) -> None:
+        self.pool, self.futures, self.redo = pool, futures, redo  # redo: all, here
 
     def result(self) -> list[tuple[int, str]]:
         found = []
@@ -777,7 +785,7 @@ class _Pending:
             for future in self.futures:
                 found.extend(future.result())
         except Exception:  # a worker died (killed, out of memory): check here instead
-            found = _check_span(self.entries, self.ctx, 0, len(self.entries))
+            found = self.redo()
         finally:
             self.close()
         return found
@@ -809,17 +817,18 @@ def _entry_problems(entries: list, ctx: _Context, workers: int, text=None) -> _D
     text, and the workers need nothing of the parsed board)."""
     total = len(entries)
     if text is not None and len(text.offsets) == 2 * total:
+        redo = partial(_check_text, text.text, 0, text.offsets, None, ctx)
         if not text.late and text.sent == total:  # all handed to the workers already
-            return _Pending(text.pool, text.futures, entries, ctx)
+            return _Pending(text.pool, text.futures, redo)
         if text.pool is None or total < PARALLEL_FROM:
-            return _Done(_check_text(text.text, 0, text.offsets, None, ctx))
+            return _Done(redo())
         futures = []
         for start, stop in _spans(entries, workers * CHUNKS_PER_WORKER):
             before = _hash_of(entries[start - 1]) if start else None
             offsets = text.offsets[2 * start : 2 * stop]
             before = before if type(before) is str else None  # any other: not a hash
             futures.append(text.pool.submit(_forked_text, start, offsets, before, ctx))
-        return _Pending(text.pool, futures, entries, ctx)
+        return _Pending(text.pool, futures, redo)
     if (
         workers <= 1
         or total < PARALLEL_FROM
@@ -846,7 +855,7 @@ def _entry_problems(entries: list, ctx: _Context, workers: int, text=None) -> _D
         _FORKED = None
         if freeze:
             gc.unfreeze()
-    return _Pending(pool, futures, entries, ctx)
+    return _Pending(pool, futures, partial(_check_span, entries, ctx, 0, total))
 
 
 # ---------------------------------------------------------------- the board in order
@@ -904,6 +913,10 @@ class _Walk:
             pending.close()
         spoiled = False
         for i, reason in found:
+            if type(i) is not int:  # of the board: from each worker that saw it
+                if Problem(i, reason) not in self.problems:
+                    self.report(i, reason)
+                continue
             spoils = reason != CHAIN_BROKEN
             self.report(i, reason, spoils=spoils)
             spoiled = spoiled or spoils
@@ -1400,8 +1413,13 @@ def load_json(data: bytes | str, parsed: _Parsed | None = None):
     return value
 
 
-def _decoder(parsed: _Parsed) -> json.JSONDecoder:
-    return json.JSONDecoder(**_hooks(parsed)[0])
+def _decoder(parsed: _Parsed, pairs: bool = True) -> json.JSONDecoder:
+    """pairs=False: without the check for duplicated keys (a third faster), for the entries
+    of the board's text, whose checks look for them (_check_text)."""
+    hooks = _hooks(parsed)[0]
+    if not pairs:
+        del hooks["object_pairs_hook"]
+    return json.JSONDecoder(**hooks)
 
 
 def _hooks(parsed: _Parsed) -> tuple[dict, Callable]:
@@ -1481,8 +1499,10 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*").match
 def _scan(text: str, parsed: _Parsed, places: _Text) -> dict | None:
     """Parse a board document as load_json does, noting where each entry's text lies (into
     `places`); None for any text that is not an object with one list of entries, or that
-    load_json would parse another way (then load_json takes it, and says what is wrong)."""
+    load_json would parse another way (then load_json takes it, and says what is wrong).
+    A key twice in an entry is left to the entry checks, which parse such an entry again."""
     scan = _decoder(parsed).scan_once
+    scan_entries = _decoder(parsed, pairs=False).scan_once
     document = {}
     try:
         i = _WHITESPACE(text, 0).end()
@@ -1496,7 +1516,7 @@ def _scan(text: str, parsed: _Parsed, places: _Text) -> dict | None:
                 return None
             i = _WHITESPACE(text, i + 1).end()
             if key == "entries" and text[i : i + 1] == "[":
-                value, i = _scan_entries(text, i, scan, places)
+                value, i = _scan_entries(text, i, scan_entries, places)
             else:
                 value, i = scan(text, i)
             document[key] = value
@@ -1598,10 +1618,9 @@ def verify_json(
             pool.shutdown(wait=True, cancel_futures=True)
         if collecting:
             gc.enable()
-    if parsed.duplicates:
-        report.problems.insert(
-            0, Problem("board", "an object has the same key twice (JSON parsers disagree on it)")
-        )
+    duplicated = Problem("board", DUPLICATED_KEYS)  # found by the parse or the entry checks
+    if parsed.duplicates or duplicated in report.problems:
+        report.problems = [duplicated] + [p for p in report.problems if p != duplicated]
         report.ok = False
     return report
 

@@ -1140,6 +1140,14 @@ def test_workers_forked_before_the_parse_give_the_same_report(monkeypatch):
     two = verify_json(_compact(doc), workers=2)
     assert not two.ok
     _same_reports(two, verify_board(doc, workers=1))
+    # A key twice, in entries that different workers check: reported once, as in-process.
+    text = _compact(w.board()).decode()
+    for credential in (text.rindex('"custodial":'), text.index('"custodial":', 10_000)):
+        text = text[:credential] + '"custodial":7,' + text[credential:]
+    two, one = verify_json(text, workers=2), verify_json(text, workers=1)
+    assert two.problems == one.problems and two.summary == one.summary
+    assert [p.reason for p in two.problems].count(verifier.DUPLICATED_KEYS) == 1
+    assert two.problems[0] == verifier.Problem("board", verifier.DUPLICATED_KEYS)
 
 
 def test_small_boards_are_checked_in_process(monkeypatch):
