@@ -71,7 +71,16 @@ def parse(data: bytes | str):
 
 
 def digest(person: bytes, data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=32, person=person).digest()
+    """BLAKE2b-256 of `data` personalized with `person`."""
+    start = _STARTED.get(person)
+    if start is None:
+        start = _STARTED[person] = hashlib.blake2b(digest_size=32, person=person)
+    h = start.copy()  # a third faster than setting the parameters up again
+    h.update(data)
+    return h.digest()
+
+
+_STARTED: dict[bytes, hashlib.blake2b] = {}  # personalization -> a hash of nothing yet
 
 
 def from_secret(person: bytes, secret: bytes | str, what: str) -> bytes:
@@ -99,11 +108,15 @@ def ballot_hash(payload: dict) -> bytes:
 
 def chain_hash(previous: bytes, n: int, entry_type: str, payload_digest: bytes) -> bytes:
     """hash_n = BLAKE2b-256(prev ‖ uint64be(n) ‖ uint8(len(type)) ‖ type ‖ payload hash)."""
-    kind = entry_type.encode("ascii")
-    return digest(
-        PERSON_CHAIN,
-        previous + n.to_bytes(8, "big") + len(kind).to_bytes(1, "big") + kind + payload_digest,
-    )
+    kind = _TYPE_BYTES.get(entry_type)
+    if kind is None:
+        kind = entry_type.encode("ascii")
+        kind = len(kind).to_bytes(1, "big") + kind
+    return digest(PERSON_CHAIN, previous + n.to_bytes(8, "big") + kind + payload_digest)
+
+
+# uint8(len(type)) ‖ type, for each entry type
+_TYPE_BYTES = {kind: bytes([len(kind)]) + kind.encode("ascii") for kind in ENTRY_TYPES}
 
 
 def signed_message(purpose: str, value) -> bytes:
