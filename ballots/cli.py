@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -13,6 +12,7 @@ from sqlalchemy import select
 from ballots import services
 from ballots.models import Round
 from community import backup
+from crypto import writer
 from web.extensions import db
 
 
@@ -76,7 +76,7 @@ def register(app) -> None:
     def board_command(round_id: int, path: Path):
         """Write a round's board (as published after the close) to PATH."""
         document = services.board_document(_round(round_id), released_only=False)
-        path.write_text(json.dumps(document, ensure_ascii=True, separators=(",", ":")))
+        path.write_text(writer.document_text(document))
         click.echo(f"wrote {len(document['entries'])} entries to {path}")
 
     @group.command("sweep")

@@ -44,7 +44,7 @@ from ballots.models import Round, RoundStatus
 from community.models import utcnow
 from community.services import can_read, require
 from community.views import load_community
-from crypto import tally
+from crypto import tally, writer
 from deliberation.views import NOTIFICATION_TEXTS
 from web.database import reads_first
 from web.errors import DomainError, InvalidInput, PermissionDenied
@@ -488,7 +488,7 @@ def board_json(round_id: int):
     round_ = load_round(round_id)
     document = services.board_document(round_)
     return Response(
-        json.dumps(document, ensure_ascii=True, separators=(",", ":")),
+        writer.document_text(document),
         mimetype="application/json",
         headers={"Content-Disposition": f"attachment; filename=round-{round_id}-board.json"},
     )

@@ -428,6 +428,7 @@ def verify(round_id: int, scratch: Path) -> tuple[str, float | None]:
     """Write the published board to a file and run the standalone verifier on it."""
     from ballots import services
     from ballots.models import Round
+    from crypto import writer
     from web.extensions import db
 
     if not (ROOT / "crypto" / "verify.py").exists():
@@ -436,7 +437,7 @@ def verify(round_id: int, scratch: Path) -> tuple[str, float | None]:
     started = time.perf_counter()
     document = services.board_document(db.session.get(Round, round_id))
     path = scratch / "board.json"
-    path.write_text(json.dumps(document, ensure_ascii=True), encoding="ascii")
+    path.write_text(writer.document_text(document), encoding="ascii")
     checked = subprocess.run(  # noqa: S603  (our own interpreter and module)
         [sys.executable, "-m", "crypto.verify", str(path)],
         cwd=ROOT,

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import machine_speed
-from crypto.writer import RoundWriter
+from crypto.writer import RoundWriter, document_text
 
 GOAL_BALLOTS_PER_S = 20_000
 OPENED = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="yishi-bench-verify-") as scratch:
         path = Path(scratch) / "board.json"
         with path.open("w") as out:
-            out.write(json.dumps(document, ensure_ascii=True, separators=(",", ":")))
+            out.write(document_text(document))
             out.flush()
             # On disk before the timing starts: the kernel's writing of the benchmark's own
             # file back is no part of the verifier's work.

@@ -189,6 +189,12 @@ def document(round_hash_hex: str, entries: list[dict], head: dict) -> dict:
     }
 
 
+def document_text(board: dict) -> str:
+    """The board document as the server publishes it: compact ASCII JSON (its entries keep
+    their key order n, type, payload, hash; their payloads are canonical already)."""
+    return json.dumps(board, ensure_ascii=True, separators=(",", ":"))
+
+
 # ---------------------------------------------------------------- a whole round in memory
 
 

@@ -857,7 +857,7 @@ def test_fuzz_replaced_or_removed_values_are_reported_not_raised(data):
 
 
 def _compact(document) -> bytes:
-    return json.dumps(document, ensure_ascii=True, separators=(",", ":")).encode()
+    return writer.document_text(document).encode()
 
 
 def _same_reports(text: Report, parsed: Report) -> None:
