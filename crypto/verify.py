@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import re
 import sys
+import threading
 from array import array
 from binascii import unhexlify
 from collections.abc import Callable, Iterable
@@ -751,6 +752,7 @@ def _check_text(text: str, first: int, offsets, before, ctx: _Context) -> list[t
 
 _FORKED: tuple[list, _Context] | None = None  # what forked workers inherit
 _FORKED_TEXT: str | None = None  # the board's text, for workers forked before the parse
+_FORKING = threading.Lock()  # held while _FORKED or _FORKED_TEXT is set and workers fork
 
 
 def _forked_span(span: tuple[int, int]) -> list[tuple[int, str]]:
@@ -823,11 +825,14 @@ def _entry_problems(entries: list, ctx: _Context, workers: int, text=None) -> _D
         if text.pool is None or total < PARALLEL_FROM:
             return _Done(redo())
         futures = []
-        for start, stop in _spans(entries, workers * CHUNKS_PER_WORKER):
-            before = _hash_of(entries[start - 1]) if start else None
-            offsets = text.offsets[2 * start : 2 * stop]
-            before = before if type(before) is str else None  # any other: not a hash
-            futures.append(text.pool.submit(_forked_text, start, offsets, before, ctx))
+        try:
+            for start, stop in _spans(entries, workers * CHUNKS_PER_WORKER):
+                before = _hash_of(entries[start - 1]) if start else None
+                offsets = text.offsets[2 * start : 2 * stop]
+                before = before if type(before) is str else None  # any other: not a hash
+                futures.append(text.pool.submit(_forked_text, start, offsets, before, ctx))
+        except Exception:  # a worker died (the pool is broken): check here
+            return _Done(redo())
         return _Pending(text.pool, futures, redo)
     if (
         workers <= 1
@@ -836,25 +841,26 @@ def _entry_problems(entries: list, ctx: _Context, workers: int, text=None) -> _D
     ):
         return _Done(_check_span(entries, ctx, 0, total))
     global _FORKED
-    _FORKED = (entries, ctx)
     spans = _spans(entries, workers * CHUNKS_PER_WORKER)
     # The children's collector then leaves the inherited objects (and their pages) alone;
     # not when the caller froze objects of its own, which unfreeze() would thaw.
     freeze = gc.get_freeze_count() == 0
-    if freeze:
-        gc.freeze()
     pool = None
-    try:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        futures = [pool.submit(_forked_span, span) for span in spans]  # forks the workers
-    except Exception:  # no processes here (a daemonic process, a limit): check here
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        return _Done(_check_span(entries, ctx, 0, total))
-    finally:
-        _FORKED = None
+    with _FORKING:
+        _FORKED = (entries, ctx)
         if freeze:
-            gc.unfreeze()
+            gc.freeze()
+        try:
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            futures = [pool.submit(_forked_span, span) for span in spans]  # forks them all
+        except Exception:  # no processes here (a daemonic process, a limit): check here
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            return _Done(_check_span(entries, ctx, 0, total))
+        finally:
+            _FORKED = None
+            if freeze:
+                gc.unfreeze()
     return _Pending(pool, futures, partial(_check_span, entries, ctx, 0, total))
 
 
@@ -1489,7 +1495,12 @@ class _Text:
         before = _hash_of(entries[start - 1]) if start else None
         before = before if type(before) is str else None  # any other: not a hash
         offsets = self.offsets[2 * start : 2 * stop]
-        self.futures.append(self.pool.submit(_forked_text, start, offsets, before, self.ctx))
+        try:
+            future = self.pool.submit(_forked_text, start, offsets, before, self.ctx)
+        except Exception:  # a worker died (the pool is broken): everything is checked here
+            self.pool, self.late = None, True
+            return
+        self.futures.append(future)
         self.sent = stop
 
 
@@ -1524,6 +1535,8 @@ def _scan(text: str, parsed: _Parsed, places: _Text) -> dict | None:
             if text[i : i + 1] != ",":
                 break
             i = _WHITESPACE(text, i + 1).end()
+            if text[i : i + 1] != '"':  # a comma, then no key: not JSON
+                return None
         if text[i : i + 1] != "}" or _WHITESPACE(text, i + 1).end() != len(text):
             return None
     except (ValueError, StopIteration, RecursionError):
@@ -1564,23 +1577,26 @@ def _start_workers(text: str, workers: int) -> ProcessPoolExecutor | None:
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return None
     global _FORKED_TEXT
-    _FORKED_TEXT = text
     pool = None
-    try:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        pool.submit(int).result()  # forks every worker
-    except Exception:  # no processes here: a daemonic process, a limit
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        return None
-    finally:
-        _FORKED_TEXT = None
+    with _FORKING:  # another thread's board must not be the one these workers inherit
+        _FORKED_TEXT = text
+        try:
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            pool.submit(int).result()  # forks every worker
+        except Exception:  # no processes here: a daemonic process, a limit
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            return None
+        finally:
+            _FORKED_TEXT = None
     return pool
 
 
 def _as_text(data: bytes | str) -> str | None:
     if isinstance(data, str):
         return data
+    if not isinstance(data, (bytes, bytearray)):
+        return None  # load_json says what is wrong
     try:
         return data.decode(json.detect_encoding(data), "surrogatepass")
     except (UnicodeDecodeError, LookupError):
@@ -1608,6 +1624,9 @@ def verify_json(
             parsed = _Parsed()
             document = _scan(value, parsed, text)
         if value is None or document is None:
+            if pool is not None:  # what the early workers were given is moot
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
             text, parsed = None, _Parsed()
             document = load_json(data, parsed)
         report = _verify(document, receipts, workers, checked=parsed.floats, text=text)

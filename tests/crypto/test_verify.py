@@ -1043,6 +1043,12 @@ def test_command_exit_codes(tmp_path):
     assert done.returncode == 1 and "float" in done.stdout
 
 
+@pytest.mark.parametrize("ending", [",}", " , }", ",,}", ',"head":1,}'])
+def test_a_comma_without_a_key_after_it_is_not_json(ending):
+    text = board_bytes().decode()
+    assert _verify_text((text[:-1] + ending).encode()) is None
+
+
 def test_duplicated_keys_and_huge_numbers_are_reported():
     text = board_bytes().decode()
     duplicated = text.replace('"channel":"paper"', '"channel":"online","channel":"paper"', 1)
@@ -1148,6 +1154,33 @@ def test_workers_forked_before_the_parse_give_the_same_report(monkeypatch):
     assert two.problems == one.problems and two.summary == one.summary
     assert [p.reason for p in two.problems].count(verifier.DUPLICATED_KEYS) == 1
     assert two.problems[0] == verifier.Problem("board", verifier.DUPLICATED_KEYS)
+
+
+def test_a_worker_killed_during_the_parse_leaves_the_checks_to_the_parent(monkeypatch):
+    import os
+    import signal
+    import time
+
+    real = verifier._start_workers
+
+    def start_and_kill(text, workers):
+        pool = real(text, workers)
+        victim = next(iter(pool._processes.values()))
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(10)
+        for _ in range(100):  # the pool notices the death on its own thread
+            if pool._broken:
+                break
+            time.sleep(0.05)
+        return pool
+
+    monkeypatch.setattr(verifier, "_start_workers", start_and_kill)
+    doc = copy.deepcopy(large_round().board())
+    doc["entries"][3000]["payload"]["ballot"]["answers"]["lift"] = ["maybe"]
+    report = verify_json(_compact(doc), workers=2)
+    no_last_resort(report)
+    _same_reports(report, verify_board(doc, workers=1))
+    assert 3000 in {p.position for p in report.problems}
 
 
 def test_small_boards_are_checked_in_process(monkeypatch):
