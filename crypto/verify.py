@@ -344,33 +344,28 @@ class _Context:
         self.named: bool = named
         self.checked: bool = checked  # False: parsed from JSON without floats
         self.answers: dict = {}  # cache: answers as tuples -> problem
-        self.encoded_answers: dict = {}  # cache: canonical answers -> problem
-        # The shapes of a well-formed credential and online ballot as canonical JSON, for
-        # the canonical encoding (fast) and for the text of the board (fast_text): an entry
-        # whose payload has one of them passes every check of its shape.
-        shapes = {"credential": _CREDENTIAL_SHAPE.replace("UNIT", _UNIT if named else "null")}
-        if type(round_hex) is str and _is_hex64(round_hex):
-            shapes["ballot"] = _BALLOT_SHAPE.replace("ROUND", round_hex)
-        self.fast = {kind: re.compile(shape.encode("ascii")) for kind, shape in shapes.items()}
-        # A whole entry as the server writes it (keys n, type, payload, hash in this order,
-        # no spaces) with one of these payloads; groups: 1 n, 2 a ballot payload, 3-6 its
+        self.text_answers: dict = {}  # cache: answers as text -> problem
+        # A whole credential or online ballot entry as the server writes it (keys n, type,
+        # payload, hash in this order, no spaces, a well-formed canonical payload): such an
+        # entry passes every check of its shape. Groups: 1 n, 2 a ballot payload, 3-6 its
         # ballot, answers, credential and signature, 7 a credential payload, 8 the hash.
-        ballot = shapes.get("ballot", _BALLOT_SHAPE.replace("ROUND", "(?!)"))  # (?!): none
+        ok = type(round_hex) is str and _is_hex64(round_hex)
+        ballot = _BALLOT_SHAPE.replace("ROUND", round_hex if ok else "(?!)")  # (?!): none
         self.entry_text = re.compile(
             r'\{"n":(0|[1-9][0-9]{0,19}),"type":"(?:ballot","payload":('
             + ballot
             + r')|credential","payload":('
-            + shapes["credential"]
+            + _CREDENTIAL_SHAPE.replace("UNIT", _UNIT if named else "null")
             + r')),"hash":"([0-9a-f]{64})"\}'
         )
 
 
 # Canonical JSON (sorted keys, no whitespace, ASCII) of the payloads that need no check but
-# the answers, the signature and the chain: see _fast_problems and _check_text. A string is
-# matched only in its canonical form (json.dumps with ensure_ascii: printable ASCII as is,
-# short escapes for " \\ \b \f \n \r \t, \\u00XX for other controls and DEL, lower-case
-# \\uXXXX beyond ASCII), so that the text of a board that matches is the canonical encoding
-# of what it parses to.
+# the answers, the signature and the chain: see _check_text. A string is matched only in
+# its canonical form (json.dumps with ensure_ascii: printable ASCII as is, the short escapes
+# for " \\ \b \f \n \r \t, a \\u escape of four lower-case hex digits for any other
+# character), so that the text of a board that matches is the canonical encoding of what it
+# parses to.
 _CHAR = (
     r'[ !#-\[\]-~]|\\(?:["\\bfnrt]|u(?:00(?:0[0-7bef]|1[0-9a-f]|7f|[89a-f][0-9a-f])'
     r"|0[1-9a-f][0-9a-f]{2}|[1-9a-f][0-9a-f]{3}))"
@@ -549,15 +544,18 @@ def _hash_of(entry) -> object:
     return entry.get("hash") if type(entry) is dict else None
 
 
+def _hash_before(entries: list, start: int) -> str | None:
+    """The stated hash of entry start - 1 for a worker, None where there is no hash string
+    (the same to the checks as any other value, and small to send)."""
+    before = _hash_of(entries[start - 1]) if start else None
+    return before if type(before) is str else None
+
+
 def _check_one(entry, i: int, before, ctx: _Context) -> list[str]:
     """Everything about entry i that needs no other entry but `before`, its predecessor's
     stated hash (unused for entry 0)."""
     if type(entry) is not dict:
         return ["the entry is not an object"]
-    if entry.keys() == ENTRY_KEYS:
-        found = _fast_problems(entry, i, before, ctx)
-        if found is not None:
-            return found
     problems = [] if entry.keys() == ENTRY_KEYS else _keys(entry, ENTRY_KEYS, "the entry")
     get = entry.get
     kind, payload, stated, n = get("type"), get("payload"), get("hash"), get("n")
@@ -571,7 +569,8 @@ def _check_one(entry, i: int, before, ctx: _Context) -> list[str]:
         return [*problems, "the payload is not an object"]
     encoded = None
     try:
-        encoded = _encoded(payload, ctx)
+        # Without floats in the parsed JSON the subset check is moot: encode right away.
+        encoded = canonical(payload) if ctx.checked else _encode(payload).encode("ascii")
     except (EncodingError, ValueError, TypeError) as exc:
         problems.append(f"the payload is outside the canonical JSON subset: {exc}")
     except RecursionError:
@@ -595,11 +594,6 @@ def _check_one(entry, i: int, before, ctx: _Context) -> list[str]:
     return problems
 
 
-def _encoded(payload: dict, ctx: _Context) -> bytes:
-    # Without floats in the parsed JSON the subset check is moot: encode right away.
-    return canonical(payload) if ctx.checked else _encode(payload).encode("ascii")
-
-
 def _chained(i: int, before, n: int, kind: str, encoded: bytes, stated: str) -> bool:
     """Whether the stated hash of entry i follows from `before`, its predecessor's (True
     when the predecessor's own hash is malformed: that is reported at the predecessor)."""
@@ -612,63 +606,30 @@ def _chained(i: int, before, n: int, kind: str, encoded: bytes, stated: str) -> 
     return chain_hash(previous, n, kind, digest(PERSON_PAYLOAD, encoded)).hex() == stated
 
 
-def _fast_problems(entry: dict, i: int, before, ctx: _Context) -> list[str] | None:
-    """The problems of a credential or online ballot entry whose payload has exactly the
-    expected shape (ctx.fast) — then only the answers, the signature and the chain can be
-    wrong, and one regular expression over the canonical encoding has checked the rest —
-    or None for any other entry, which the full checks take. Both give the same reasons."""
-    kind, payload, stated, n = entry["type"], entry["payload"], entry["hash"], entry["n"]
-    shape = ctx.fast.get(kind) if type(kind) is str else None
-    if (
-        shape is None
-        or type(payload) is not dict
-        or type(stated) is not str
-        or _is_hex64(stated) is None
-        or type(n) is not int
-        or not 0 <= n < 2**64
-    ):
-        return None
-    try:
-        encoded = _encoded(payload, ctx)
-    except (EncodingError, ValueError, TypeError, RecursionError):
-        return None
-    match = shape.fullmatch(encoded)
-    if match is None:
-        return None
-    problems = _ballot_problems(match.groups(), ctx) if kind == "ballot" else []
-    if problems is None:
-        return None
-    if not _chained(i, before, n, kind, encoded, stated):
-        problems.append(CHAIN_BROKEN)
-    return problems
-
-
 def _ballot_problems(groups: tuple, ctx: _Context) -> list[str] | None:
-    """The answers and the signature of a ballot that matched its shape (ctx.fast or
-    ctx.entry_text): `groups` are its ballot, answers, credential and signature. None when
-    its answers, taken from the text of the board, are not in canonical form (their keys
-    out of order, or twice), for the full checks to take."""
+    """The answers and the signature of a ballot entry that matched ctx.entry_text: `groups`
+    are the texts of its ballot, answers, credential and signature. None when its answers
+    are not in canonical form (their keys out of order, or twice), for the full checks."""
     problems = []
     body, answers, credential, signature = groups
-    problem = ctx.encoded_answers.get(answers, _UNKNOWN)
+    problem = ctx.text_answers.get(answers, _UNKNOWN)
     if problem is _UNKNOWN:
         value = json.loads(answers)
-        if type(answers) is str and _encode(value) != answers:
+        if _encode(value) != answers:
             problem = _NOT_CANONICAL
         elif ctx.manifest is not None:
             problem = _answers_verdict(ctx, value)
         else:
             problem = None  # reported once, at entry 0
-        if len(ctx.encoded_answers) < 100_000:
-            ctx.encoded_answers[answers] = problem
+        if len(ctx.text_answers) < 100_000:
+            ctx.text_answers[answers] = problem
     if problem is _NOT_CANONICAL:
         return None
     if problem is not None:
         problems.append(f"answers: {problem}")
-    if type(body) is str:
-        body = body.encode("ascii")
+    message = _BALLOT_PREFIX + body.encode("ascii")
     try:
-        crypto_sign_open(unhexlify(signature) + _BALLOT_PREFIX + body, unhexlify(credential))
+        crypto_sign_open(unhexlify(signature) + message, unhexlify(credential))
     except Exception:  # BadSignatureError, or a key that is not a point
         problems.append(BAD_BALLOT_SIGNATURE)
     return problems
@@ -827,9 +788,8 @@ def _entry_problems(entries: list, ctx: _Context, workers: int, text=None) -> _D
         futures = []
         try:
             for start, stop in _spans(entries, workers * CHUNKS_PER_WORKER):
-                before = _hash_of(entries[start - 1]) if start else None
                 offsets = text.offsets[2 * start : 2 * stop]
-                before = before if type(before) is str else None  # any other: not a hash
+                before = _hash_before(entries, start)
                 futures.append(text.pool.submit(_forked_text, start, offsets, before, ctx))
         except Exception:  # a worker died (the pool is broken): check here
             return _Done(redo())
@@ -1492,9 +1452,7 @@ class _Text:
             if self.ctx.round_hex is None:
                 self.late = True
                 return
-        before = _hash_of(entries[start - 1]) if start else None
-        before = before if type(before) is str else None  # any other: not a hash
-        offsets = self.offsets[2 * start : 2 * stop]
+        offsets, before = self.offsets[2 * start : 2 * stop], _hash_before(entries, start)
         try:
             future = self.pool.submit(_forked_text, start, offsets, before, self.ctx)
         except Exception:  # a worker died (the pool is broken): everything is checked here
